@@ -1,0 +1,45 @@
+"""Names that leave the process: MLflow metrics, tags and summary keys.
+
+Reports, dashboards and users depend on these strings; they are defined here once and
+imported everywhere else. Metric steps are always environment steps.
+"""
+
+# --- metrics (MLflow metric keys; step = environment steps) ---------------------------
+EVAL_RETURN = "eval/return_mean"  # mean return of the deterministic policy
+EVAL_RETURN_STD = "eval/return_std"
+TRAIN_EPISODE_RETURN = "train/episode_return"
+TRAIN_FLOPS = "cost/train_flops"  # cumulative training FLOPs, topology updates included
+TRAIN_FLOPS_DENSE = "cost/train_flops_dense"  # cumulative FLOPs the dense agent would spend
+FLOPS_PER_STEP = "cost/flops_per_step"  # training FLOPs of one environment step, now
+PARAMS_ACTOR = "params/actor"  # nonzero weights (papers' convention: no biases)
+PARAMS_CRITIC = "params/critic"  # both critics, targets excluded
+PARAMS_TOTAL = "params/total"
+PARAMS_TOTAL_WITH_BIASES = "params/total_with_biases"
+SPARSITY_ACTOR = "sparsity/actor"
+SPARSITY_CRITIC = "sparsity/critic"
+SPARSITY_TOTAL = "sparsity/total"
+LAYER_SPARSITY_PREFIX = "layer_sparsity/"  # + layer name, e.g. layer_sparsity/actor.0
+TOPOLOGY_CHURN = "topology/churn"  # connections regrown at the latest topology update
+STEPS_PER_S = "perf/steps_per_s"
+
+
+def layer_sparsity_metric(layer: str) -> str:
+    return LAYER_SPARSITY_PREFIX + layer
+
+
+# --- tags on every trial run ----------------------------------------------------------
+TAG_ALGO = "algo"
+TAG_METHOD = "method"
+TAG_ENV = "env"
+TAG_SEED = "seed"
+TAG_SPARSITY = "sparsity"  # resolved overall sparsity of the agent at initialisation
+TAG_RUN_KEY = "run_key"  # stable hash of the trial's resolved config
+TAG_PARENT = "mlflow.parentRunId"
+TAG_ROLE = "dsrl.role"  # "launch" (parent) or "trial" (child)
+TAG_STATUS = "dsrl.status"  # "finished" once a trial wrote its summary
+TAG_BUDGET = "steps"
+
+# --- summary (results/summary.json, and MLflow metrics with the summary/ prefix) -------
+SUMMARY_FINAL_RETURN = "final_return"  # mean of the last `final_evals` evaluations
+SUMMARY_LCA = "lca"  # learning-curve area: sum of evaluation returns / steps
+SUMMARY_PREFIX = "summary/"
