@@ -1,0 +1,187 @@
+"""Masks over a set of weight matrices: create, apply, count, save, load.
+
+A `SparseLayer` names one (n_out, n_in) weight matrix: a whole parameter, or a region of one
+(fused or stacked parameters, e.g. both critics' first layers in one tensor). A `Topology`
+keeps one float mask per distinct parameter — 1.0 outside sparse regions — so applying the
+masks every gradient step costs one in-place multiply per parameter and nothing else.
+
+Masks are changed only by `Topology` and the updaters; code that edits `mask(i)` in place
+must call `changed()` afterwards (the per-layer nonzero counts are cached).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+Index = int | slice | tuple | None
+
+
+@dataclass
+class SparseLayer:
+    name: str
+    param: torch.nn.Parameter
+    # Region of `param` holding this layer's (n_out, n_in) matrix, as basic indexing
+    # (int / slice / tuple of them), so that param[index] is a view; None = whole param.
+    index: Index = None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """View of this layer's weights (param.data, so in-place edits bypass autograd)."""
+        return self.param.data if self.index is None else self.param.data[self.index]
+
+    @property
+    def grad(self) -> torch.Tensor | None:
+        g = self.param.grad
+        return g if g is None or self.index is None else g[self.index]
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.weight.shape
+
+
+def _region(t: torch.Tensor, index: Index) -> torch.Tensor:
+    return t if index is None else t[index]
+
+
+class Topology:
+    """Sparse masks of `layers`; layer i keeps exactly round(densities[i] · numel) connections."""
+
+    def __init__(self, layers: list[SparseLayer], densities: list[float],
+                 generator: torch.Generator):
+        if len(densities) != len(layers):
+            raise ValueError(f"densities: {len(densities)} values for {len(layers)} layers")
+        for layer, d in zip(layers, densities):
+            if not 0.0 <= d <= 1.0:
+                raise ValueError(f"densities: {layer.name} has density {d}, outside [0, 1]")
+        self.layers = list(layers)
+        # One mask per distinct parameter, in first-seen order (ids are stable while we hold
+        # references to the parameters).
+        self._params: list[torch.nn.Parameter] = []
+        self._masks: list[torch.Tensor] = []
+        slot: dict[int, int] = {}
+        for layer in self.layers:
+            if id(layer.param) not in slot:
+                slot[id(layer.param)] = len(self._params)
+                self._params.append(layer.param)
+                self._masks.append(torch.ones_like(layer.param.data))
+        self._slot = [slot[id(layer.param)] for layer in self.layers]
+        self._check_disjoint()
+        self._views = [_region(self._masks[s], layer.index)
+                       for s, layer in zip(self._slot, self.layers)]
+        for view, d in zip(self._views, densities):
+            # Exactly k ones at uniformly random positions: the first k of a random permutation
+            # (drawn on the CPU generator, so the same seed gives the same mask on any device).
+            n = view.numel()
+            k = round(d * n)
+            flat = torch.zeros(n, dtype=view.dtype)
+            flat[torch.randperm(n, generator=generator)[:k]] = 1.0
+            view.copy_(flat.view(view.shape))
+        self._nnz: list[int] | None = None
+        self.apply_()
+
+    def _check_disjoint(self) -> None:
+        cover = [torch.zeros(p.shape, dtype=torch.int32) for p in self._params]
+        for s, layer in zip(self._slot, self.layers):
+            _region(cover[s], layer.index).add_(1)
+        for s, c in enumerate(cover):
+            if int(c.max()) > 1:
+                names = [la.name for t, la in zip(self._slot, self.layers) if t == s]
+                raise ValueError(f"layers: regions of {names} overlap in one parameter")
+
+    # --- per-step operations: one in-place op per parameter ----------------------------
+    def apply_(self) -> None:
+        """weights *= masks."""
+        with torch.no_grad():
+            for p, m in zip(self._params, self._masks):
+                p.mul_(m)
+
+    def mask_grads_(self) -> None:
+        """grads *= masks (parameters without a gradient are skipped)."""
+        with torch.no_grad():
+            for p, m in zip(self._params, self._masks):
+                if p.grad is not None:
+                    p.grad.mul_(m)
+
+    # --- inspection ---------------------------------------------------------------------
+    def mask(self, i: int) -> torch.Tensor:
+        """View of layer i's mask (float, 1.0 = connection exists)."""
+        return self._views[i]
+
+    def param_mask(self, param: torch.nn.Parameter) -> torch.Tensor | None:
+        """The whole mask of `param` (1.0 outside its sparse regions), or None if unmasked."""
+        for p, m in zip(self._params, self._masks):
+            if p is param:
+                return m
+        return None
+
+    @property
+    def params(self) -> list[torch.nn.Parameter]:
+        """Distinct masked parameters, in the order of `state_dict()['masks']`."""
+        return list(self._params)
+
+    def changed(self) -> None:
+        """Call after editing masks in place: drops the cached nonzero counts."""
+        self._nnz = None
+
+    def nnz(self) -> list[int]:
+        if self._nnz is None:
+            self._nnz = [int(torch.count_nonzero(v)) for v in self._views]
+        return list(self._nnz)
+
+    def numel(self) -> list[int]:
+        return [v.numel() for v in self._views]
+
+    def sparsity(self) -> list[float]:
+        return [1.0 - k / n for k, n in zip(self.nnz(), self.numel())]
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"names": [layer.name for layer in self.layers],
+                "masks": [m.detach().to("cpu", torch.bool) for m in self._masks]}
+
+    def load_state_dict(self, state: dict) -> None:
+        names = [layer.name for layer in self.layers]
+        if list(state["names"]) != names:
+            raise ValueError(f"topology: checkpoint layers {list(state['names'])} != {names}")
+        for m, saved in zip(self._masks, state["masks"], strict=True):
+            if tuple(saved.shape) != tuple(m.shape):
+                raise ValueError(f"topology: checkpoint mask shape {tuple(saved.shape)} != {tuple(m.shape)}")
+            m.copy_(saved)
+        self.changed()
+        self.apply_()
+
+
+def _keep_largest_(w: torch.Tensor, k: int) -> None:
+    """Zero all but the k largest-|w| entries of w (in place; w may be a strided view).
+
+    Ties are broken by position (a stable sort keeps the lower flat index first), so the
+    result is the same on every run and device.
+    """
+    flat = w.abs().flatten()
+    order = torch.sort(flat, descending=True, stable=True).indices
+    keep = torch.zeros_like(flat, dtype=torch.bool)
+    keep[order[:k]] = True
+    w.masked_fill_(~keep.view(w.shape), 0.0)
+
+
+def sparsify_target_(target_layers: list[SparseLayer], online: Topology) -> None:
+    """Sokar et al. 2022: after each soft target update θ' ← τθ + (1−τ)θ', every target layer
+    keeps only its k largest-magnitude weights, k = the online layer's number of connections,
+    so the target networks stay as sparse as the online ones.
+
+    Shortcut (exact): if a target layer already has ≤ k nonzeros, the top-k keeps every nonzero
+    (|w| > 0 beats all the zeros) and changes nothing, so it is skipped. That holds in the steady
+    state, where the online weights are zero off the mask and the soft update keeps the target's
+    support inside the online support; the sort only runs for the steps after a topology change,
+    while the target still carries weights at dropped positions.
+    """
+    if len(target_layers) != len(online.layers):
+        raise ValueError(f"target_layers: {len(target_layers)} layers for {len(online.layers)} online layers")
+    with torch.no_grad():
+        for layer, k in zip(target_layers, online.nnz()):
+            w = layer.weight
+            if k >= w.numel() or int(torch.count_nonzero(w)) <= k:
+                continue
+            _keep_largest_(w, k)
