@@ -43,3 +43,14 @@ TAG_BUDGET = "steps"
 SUMMARY_FINAL_RETURN = "final_return"  # mean of the last `final_evals` evaluations
 SUMMARY_LCA = "lca"  # learning-curve area: sum of evaluation returns / steps
 SUMMARY_PREFIX = "summary/"
+
+# --- launcher layout (experiment launcher, spec/orchestrate/tracking) -------------------
+TAG_VARIANT = "dsrl.variant"  # method variant label from the spec, when it names one
+TAG_LAUNCH_KEY = "dsrl.launch_key"  # parent run: hash of the experiment name and its run keys
+TAG_TRIALS = "dsrl.trials"  # parent run: number of trials in the grid
+TAG_ATTEMPTS = "dsrl.attempts"  # trial run: how many times a worker started it (retries, relaunches)
+TAG_RESUMED_FROM = "dsrl.resumed_from_step"  # trial run: step of the checkpoint last resumed from
+ARTIFACT_SPEC_DIR = "spec"  # parent run: the spec file as launched
+ARTIFACT_GRID = "grid.json"  # parent run: the expanded trials (one object per trial)
+ROLE_LAUNCH, ROLE_TRIAL = "launch", "trial"  # values of TAG_ROLE
+STATUS_FINISHED = "finished"  # value of TAG_STATUS
