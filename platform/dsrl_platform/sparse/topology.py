@@ -11,7 +11,8 @@ must call `changed()` afterwards (the per-layer nonzero counts are cached).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 
 import torch
 
@@ -25,6 +26,9 @@ class SparseLayer:
     # Region of `param` holding this layer's (n_out, n_in) matrix, as basic indexing
     # (int / slice / tuple of them), so that param[index] is a view; None = whole param.
     index: Index = None
+    # Used by sparsify_target_ on target layers: the online topology version at which this
+    # layer's support was last found inside the online mask.
+    _in_mask_at: int | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -45,8 +49,13 @@ def _region(t: torch.Tensor, index: Index) -> torch.Tensor:
     return t if index is None else t[index]
 
 
+_versions = itertools.count()
+
+
 class Topology:
-    """Sparse masks of `layers`; layer i keeps exactly round(densities[i] · numel) connections."""
+    """Sparse masks of `layers`; layer i keeps exactly round(densities[i] · numel) connections.
+
+    `version` changes (to a number no other topology uses) whenever the masks change."""
 
     def __init__(self, layers: list[SparseLayer], densities: list[float],
                  generator: torch.Generator):
@@ -78,6 +87,7 @@ class Topology:
             flat = torch.zeros(n, dtype=view.dtype)
             flat[torch.randperm(n, generator=generator)[:k]] = 1.0
             view.copy_(flat.view(view.shape))
+        self.version = next(_versions)
         self._nnz: list[int] | None = None
         self.apply_()
 
@@ -122,8 +132,9 @@ class Topology:
         return list(self._params)
 
     def changed(self) -> None:
-        """Call after editing masks in place: drops the cached nonzero counts."""
+        """Call after editing masks in place: drops the cached counts, bumps `version`."""
         self._nnz = None
+        self.version = next(_versions)
 
     def nnz(self) -> list[int]:
         if self._nnz is None:
@@ -156,14 +167,24 @@ class Topology:
 def _keep_largest_(w: torch.Tensor, k: int) -> None:
     """Zero all but the k largest-|w| entries of w (in place; w may be a strided view).
 
-    Ties are broken by position (a stable sort keeps the lower flat index first), so the
-    result is the same on every run and device.
+    Same result as a stable descending sort keeping the first k (ties: the lower flat index
+    stays), without sorting: the (numel−k)-th smallest |w| is the threshold v; everything
+    below v goes, and of the entries equal to v the highest-indexed go until numel−k are gone.
     """
-    flat = w.abs().flatten()
-    order = torch.sort(flat, descending=True, stable=True).indices
-    keep = torch.zeros_like(flat, dtype=torch.bool)
-    keep[order[:k]] = True
-    w.masked_fill_(~keep.view(w.shape), 0.0)
+    a = w.abs().flatten()
+    n_drop = a.numel() - k
+    if n_drop <= 0:
+        return
+    v = torch.kthvalue(a, n_drop).values
+    drop = a < v
+    ties = (a == v).nonzero().squeeze(1)
+    n_ties = n_drop - int(drop.sum())
+    drop[ties[ties.numel() - n_ties:]] = True
+    w.masked_fill_(drop.view(w.shape), 0.0)
+
+
+def _has_weights_outside(w: torch.Tensor, mask: torch.Tensor) -> bool:
+    return bool(w.masked_select(mask == 0).any())
 
 
 def sparsify_target_(target_layers: list[SparseLayer], online: Topology) -> None:
@@ -171,17 +192,29 @@ def sparsify_target_(target_layers: list[SparseLayer], online: Topology) -> None
     keeps only its k largest-magnitude weights, k = the online layer's number of connections,
     so the target networks stay as sparse as the online ones.
 
-    Shortcut (exact): if a target layer already has ≤ k nonzeros, the top-k keeps every nonzero
-    (|w| > 0 beats all the zeros) and changes nothing, so it is skipped. That holds in the steady
-    state, where the online weights are zero off the mask and the soft update keeps the target's
-    support inside the online support; the sort only runs for the steps after a topology change,
-    while the target still carries weights at dropped positions.
+    Shortcut (exact, same result as the full top-k every call): once a target layer's nonzeros
+    all lie inside the online mask, the top-k keeps all of them (there are ≤ k, and |w| > 0
+    beats every zero) and changes nothing; and it stays that way, because the online weights
+    are zero off the mask (SparseTraining applies the masks after every optimizer step), so a
+    soft or hard update cannot add weights off the mask. The layer remembers the topology
+    `version` at which this was checked and skips all work until the online masks change; only
+    then (for the steps after a topology update, while the target still carries weights at
+    dropped positions) is the support checked and the top-k run.
+    Assumes the target changes only by such updates between calls; after modifying it in
+    another way, pass fresh SparseLayer objects.
     """
     if len(target_layers) != len(online.layers):
         raise ValueError(f"target_layers: {len(target_layers)} layers for {len(online.layers)} online layers")
+    version = online.version
     with torch.no_grad():
-        for layer, k in zip(target_layers, online.nnz()):
-            w = layer.weight
-            if k >= w.numel() or int(torch.count_nonzero(w)) <= k:
+        for i, layer in enumerate(target_layers):
+            if layer._in_mask_at == version:
                 continue
-            _keep_largest_(w, k)
+            w, mask = layer.weight, online.mask(i)
+            if _has_weights_outside(w, mask):
+                k = online.nnz()[i]
+                if int(torch.count_nonzero(w)) > k:
+                    _keep_largest_(w, k)
+                if _has_weights_outside(w, mask):
+                    continue
+            layer._in_mask_at = version
