@@ -1,0 +1,37 @@
+"""`dsrl-platform report`: registers the command; the work is in dsrl_platform.report.build."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dsrl_platform.cli import command
+
+DEFAULT_DASHBOARD = Path("dashboards/sokar2022.yaml")
+DEFAULT_OUT_ROOT = Path("reports")
+
+
+@command("report", "turn an experiment's tracked runs into the papers' tables and figures")
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", metavar="EXPERIMENT", help="MLflow experiment name (the spec's name)")
+    p.add_argument("--dashboard", type=Path, default=DEFAULT_DASHBOARD,
+                   help=f"dashboard YAML: which tables and figures (default: {DEFAULT_DASHBOARD})")
+    p.add_argument("--out", type=Path, help=f"output directory (default: {DEFAULT_OUT_ROOT}/<EXPERIMENT>)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+
+
+@_report_args.handler
+def _report(args: argparse.Namespace) -> int:
+    from dsrl_platform.report.build import INDEX, build_report
+    from dsrl_platform.store import resolve_tracking_uri
+
+    result = build_report(args.experiment, dashboard=args.dashboard,
+                          out=args.out or DEFAULT_OUT_ROOT / args.experiment,
+                          tracking_uri=resolve_tracking_uri(args.tracking_uri))
+    print(f"report: {result.finished_runs} finished runs, {result.unfinished_runs} unfinished "
+          "(listed, excluded from statistics)")
+    print(f"wrote {len(result.files)} files to {result.out_dir}")
+    print(f"open {result.out_dir / INDEX}")
+    if result.parent_run_id:
+        print(f"logged as artifacts '{result.artifact_path}' of run {result.parent_run_id}")
+    return 0

@@ -1,0 +1,227 @@
+"""MLflow → pandas: the trial runs of one experiment and their metric histories.
+
+The only report module that imports MLflow. It reads the layout the launcher writes (names in
+`dsrl_platform.names`): one child run per trial tagged `dsrl.role=trial`, metrics stepped in
+environment steps. It also logs the finished report as artifacts of the experiment's parent run.
+
+Runs that did not finish (no `dsrl.status=finished` tag, or MLflow status other than FINISHED)
+are kept in `runs` with `finished=False` and a `reason`, so the report can list them; the
+statistics use `finished_runs()` only. A trial resumed after a crash may have logged a step
+twice: the value logged last wins.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Run, RunStatus
+from mlflow.exceptions import MlflowException
+
+from dsrl_platform import names
+from dsrl_platform.config import RunConfig
+
+FINISHED = "finished"
+LAUNCH, TRIAL = "launch", "trial"
+REPORT_RUN_NAME = "report"
+
+# Final values read from each run's latest metrics: column -> MLflow metric key.
+FINAL_METRICS: dict[str, str] = {
+    "params_total": names.PARAMS_TOTAL,
+    "params_actor": names.PARAMS_ACTOR,
+    "params_critic": names.PARAMS_CRITIC,
+    "train_flops": names.TRAIN_FLOPS,
+    "train_flops_dense": names.TRAIN_FLOPS_DENSE,
+    "sparsity_total": names.SPARSITY_TOTAL,
+    "summary_final_return": names.SUMMARY_PREFIX + names.SUMMARY_FINAL_RETURN,
+    "summary_lca": names.SUMMARY_PREFIX + names.SUMMARY_LCA,
+}
+# Full histories the report needs: column name of the value -> MLflow metric key.
+HISTORIES: dict[str, str] = {"return": names.EVAL_RETURN, "flops": names.TRAIN_FLOPS}
+
+# Identity of a trial: column -> (tag, RunConfig param used when the tag is missing).
+IDENTITY: dict[str, tuple[str, str]] = {
+    "algo": (names.TAG_ALGO, "algo"),
+    "method": (names.TAG_METHOD, "method"),
+    "env": (names.TAG_ENV, "env"),
+    "seed": (names.TAG_SEED, "seed"),
+    "budget": (names.TAG_BUDGET, "steps"),
+}
+_DEFAULT_FINAL_EVALS = RunConfig.model_fields["final_evals"].default
+_DEFAULT_EVAL_EVERY = RunConfig.model_fields["eval_every"].default
+_HISTORY_WORKERS = 4  # a tracking server answers each history call in ~50 ms
+
+
+@dataclass
+class ExperimentData:
+    """Everything the report reads, as plain DataFrames.
+
+    runs:  one row per trial run (finished or not): run_id, run_name, algo, method, env, seed,
+           budget, sparsity, eval_every, final_evals, mlflow_status, dsrl_status, finished,
+           reason, last_step, and the FINAL_METRICS columns.
+    evals: run_id, step, return — evaluation returns, one row per step (last logged wins).
+    flops: run_id, step, flops — cumulative training FLOPs, one row per step.
+    """
+
+    experiment: str
+    experiment_id: str
+    tracking_uri: str
+    runs: pd.DataFrame
+    evals: pd.DataFrame
+    flops: pd.DataFrame
+
+    def finished_runs(self) -> pd.DataFrame:
+        return self.runs[self.runs["finished"]].reset_index(drop=True)
+
+    def unfinished_runs(self) -> pd.DataFrame:
+        return self.runs[~self.runs["finished"]].reset_index(drop=True)
+
+
+# --- reading ----------------------------------------------------------------------------------
+def load_experiment(experiment: str, tracking_uri: str) -> ExperimentData:
+    """All trial runs of `experiment` with their histories. Unknown experiment: ValueError."""
+    client = _client(tracking_uri)
+    exp = _experiment(client, experiment, tracking_uri)
+    trials = _search(client, exp.experiment_id, f"tags.`{names.TAG_ROLE}` = '{TRIAL}'")
+    with ThreadPoolExecutor(_HISTORY_WORKERS) as pool:
+        histories = list(pool.map(lambda run: _histories(client, run.info.run_id), trials))
+    evals = _concat([h["return"] for h in histories], ["run_id", "step", "return"])
+    flops = _concat([h["flops"] for h in histories], ["run_id", "step", "flops"])
+    runs = pd.DataFrame([_run_row(run) for run in trials], columns=_RUN_COLUMNS)
+    last = evals.groupby("run_id")["step"].max()
+    runs["last_step"] = runs["run_id"].map(last).astype("Int64")
+    return ExperimentData(experiment, exp.experiment_id, tracking_uri,
+                          runs.sort_values(["algo", "env", "method", "seed"],
+                                           kind="stable", ignore_index=True), evals, flops)
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    # Opening a SQLite URI creates the file: refuse instead of leaving an empty store behind.
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise ValueError(f"tracking store {tracking_uri}: no such file (pass --tracking-uri)")
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def _experiment(client: MlflowClient, name: str, tracking_uri: str):
+    try:
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            known = sorted(e.name for e in client.search_experiments(max_results=50))
+    except MlflowException as err:
+        raise ValueError(f"tracking store {tracking_uri}: {err.message}") from err
+    if exp is None:
+        shown = ", ".join(known[:20]) or "none"
+        raise ValueError(f"experiment {name!r}: not found in {tracking_uri} (known: {shown})")
+    return exp
+
+
+def _search(client: MlflowClient, experiment_id: str, filter_string: str,
+            order_by: list[str] | None = None, max_runs: int | None = None) -> list[Run]:
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, max_results=max_runs or 1000,
+                                  order_by=order_by, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token or (max_runs and len(runs) >= max_runs):
+            return runs
+
+
+def _histories(client: MlflowClient, run_id: str) -> dict[str, pd.DataFrame]:
+    out = {}
+    for column, key in HISTORIES.items():
+        rows = [(m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key)]
+        frame = pd.DataFrame(rows, columns=["step", "timestamp", column])
+        out[column] = dedupe_steps(frame).assign(run_id=run_id)[["run_id", "step", column]]
+    return out
+
+
+def dedupe_steps(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per step: the value logged last (latest timestamp; ties keep logging order)."""
+    ordered = history.sort_values(["step", "timestamp"], kind="stable")
+    return ordered.drop_duplicates("step", keep="last").reset_index(drop=True)
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c != "run_id" else "object")
+                             for c in columns})
+    return pd.concat(frames, ignore_index=True)
+
+
+_RUN_COLUMNS = ["run_id", "run_name", *IDENTITY, "sparsity", "eval_every", "final_evals",
+                "mlflow_status", "dsrl_status", "finished", "reason", "start_time",
+                *FINAL_METRICS]
+
+
+def _run_row(run: Run) -> dict:
+    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+    row: dict = {"run_id": run.info.run_id, "run_name": run.info.run_name}
+    missing = []
+    for column, (tag, param) in IDENTITY.items():
+        row[column] = tags.get(tag, params.get(param))
+        if row[column] is None:
+            missing.append(tag)
+    row["seed"] = _number(row["seed"], int)
+    row["budget"] = _number(row["budget"], int)
+    row["sparsity"] = _number(tags.get(names.TAG_SPARSITY), float)
+    if np.isnan(row["sparsity"]) and row["method"] == "dense":
+        row["sparsity"] = 0.0
+    row["eval_every"] = _number(params.get("eval_every", _DEFAULT_EVAL_EVERY), int)
+    row["final_evals"] = _number(params.get("final_evals", _DEFAULT_FINAL_EVALS), int)
+    row["mlflow_status"] = run.info.status
+    row["dsrl_status"] = tags.get(names.TAG_STATUS, "")
+    row["reason"] = _unfinished_reason(row, missing)
+    row["finished"] = row["reason"] == ""
+    row["start_time"] = pd.to_datetime(run.info.start_time, unit="ms", utc=True)
+    for column, key in FINAL_METRICS.items():
+        row[column] = metrics.get(key, np.nan)
+    return row
+
+
+def _unfinished_reason(row: dict, missing_tags: list[str]) -> str:
+    reasons = []
+    if row["mlflow_status"] != RunStatus.to_string(RunStatus.FINISHED):
+        reasons.append(f"MLflow status {row['mlflow_status']}")
+    if row["dsrl_status"] != FINISHED:
+        reasons.append(f"no {names.TAG_STATUS}={FINISHED} tag")
+    if missing_tags:
+        reasons.append(f"missing tags {', '.join(missing_tags)}")
+    return "; ".join(reasons)
+
+
+def _number(value, kind):
+    try:
+        return kind(float(value)) if kind is int else kind(value)
+    except (TypeError, ValueError):
+        return pd.NA if kind is int else np.nan
+
+
+# --- writing ----------------------------------------------------------------------------------
+def log_report_artifacts(experiment: str, tracking_uri: str, local_dir: Path,
+                         artifact_path: str) -> str:
+    """Log `local_dir` under `artifact_path` of the newest launch run (created if none).
+
+    Returns the parent run's id.
+    """
+    client = _client(tracking_uri)
+    exp = _experiment(client, experiment, tracking_uri)
+    parents = _search(client, exp.experiment_id, f"tags.`{names.TAG_ROLE}` = '{LAUNCH}'",
+                      order_by=["attributes.start_time DESC"], max_runs=1)
+    if parents:
+        run_id = parents[0].info.run_id
+    else:
+        run = client.create_run(exp.experiment_id, run_name=REPORT_RUN_NAME,
+                                tags={names.TAG_ROLE: LAUNCH})
+        run_id = run.info.run_id
+        client.set_terminated(run_id)
+    client.log_artifacts(run_id, str(local_dir), artifact_path)
+    return run_id

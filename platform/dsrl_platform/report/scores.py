@@ -1,0 +1,190 @@
+"""The papers' numbers, computed from finished runs: plain DataFrames, no formatting.
+
+Rows are grouped by algo × env × budget × method × sparsity level; the dense group of the same
+algo × env × budget is every comparison's reference. The sparsity level is the run's initial
+overall sparsity rounded to `sparsity_decimals`, so seeds of one configuration share a row even
+where λ-based masks differ in the last digits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from dsrl_platform.report import published, stats
+from dsrl_platform.report.data import ExperimentData
+
+DENSE = "dense"
+REF = ["algo", "env", "budget"]  # what a dense reference is shared by
+GROUP = [*REF, "method", "level"]  # one table row
+AGG = ["algo", "budget", "method", "level"]  # Graesser's aggregates over environments
+STD_DDOF = 0  # "mean ± std over seeds": population std, numpy's default
+
+
+@dataclass(frozen=True)
+class Options:
+    sparsity_decimals: int = 2
+    bootstrap_reps: int = stats.DEFAULT_REPS
+    bootstrap_seed: int = 0
+    confidence: float = stats.DEFAULT_CONFIDENCE
+
+
+class Analysis:
+    """Lazily computed views of one experiment's finished runs."""
+
+    def __init__(self, data: ExperimentData, options: Options = Options()):
+        self.data, self.options = data, options
+
+    # --- per run --------------------------------------------------------------------------
+    @cached_property
+    def runs(self) -> pd.DataFrame:
+        """Finished runs with level, final_return (mean of the last final_evals evaluations)
+        and lca (sum of all evaluation returns / budget; Sokar et al. 2022)."""
+        runs = self.data.finished_runs().copy()
+        runs["seed"] = runs["seed"].astype(int)
+        runs["budget"] = runs["budget"].astype(int)
+        runs["level"] = runs["sparsity"].round(self.options.sparsity_decimals)
+        evals = self.data.evals.sort_values(["run_id", "step"])
+        per_run = {rid: g["return"].to_numpy() for rid, g in evals.groupby("run_id")}
+        empty = np.array([])
+        runs["evaluations"] = [per_run.get(r, empty).size for r in runs["run_id"]]
+        runs["final_return"] = [
+            per_run[r][-k:].mean() if r in per_run else np.nan
+            for r, k in zip(runs["run_id"], runs["final_evals"])]
+        runs["lca"] = [per_run[r].sum() / b if r in per_run else np.nan
+                       for r, b in zip(runs["run_id"], runs["budget"])]
+        runs["initial_return"] = [per_run[r][0] if r in per_run else np.nan for r in runs["run_id"]]
+        return runs
+
+    @cached_property
+    def curves(self) -> pd.DataFrame:
+        """Evaluation returns of finished runs with their group keys and cumulative FLOPs."""
+        keys = self.runs[["run_id", *GROUP, "seed"]]
+        curves = self.data.evals.merge(keys, on="run_id").sort_values(["run_id", "step"])
+        curves["flops"] = np.nan
+        for rid, idx in curves.groupby("run_id").groups.items():
+            f = self.data.flops[self.data.flops["run_id"] == rid].sort_values("step")
+            if len(f):  # FLOPs are logged every log_every steps: read them off at eval steps
+                steps = np.concatenate([[0], f["step"].to_numpy()])
+                values = np.concatenate([[0.0], f["flops"].to_numpy()])
+                curves.loc[idx, "flops"] = np.interp(curves.loc[idx, "step"], steps, values)
+        return curves.reset_index(drop=True)
+
+    def mean_curves(self) -> pd.DataFrame:
+        """Per group and step (steps every seed reached): mean, ci (t half-width), seeds, flops."""
+        rows = []
+        for key, g in self.curves.groupby(GROUP, sort=True):
+            wide = g.pivot_table(index="step", columns="run_id", values="return").dropna()
+            flops = g.pivot_table(index="step", columns="run_id", values="flops").reindex(wide.index)
+            for step, values in zip(wide.index, wide.to_numpy()):
+                rows.append((*key, step, values.mean(), stats.mean_ci_halfwidth(values, self.options.confidence),
+                             values.size, flops.loc[step].mean()))
+        return pd.DataFrame(rows, columns=[*GROUP, "step", "mean", "ci", "seeds", "flops"])
+
+    # --- Sokar's tables -------------------------------------------------------------------
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        """One row per group: return and LCA (mean, std over seeds), costs absolute and
+        relative to dense, steps for the mean curve to reach dense's final return."""
+        g = self.runs.groupby(GROUP, sort=True)
+        out = g.agg(seeds=("seed", "size"), sparsity=("sparsity", "mean"),
+                    return_mean=("final_return", "mean"),
+                    return_std=("final_return", lambda s: s.std(ddof=STD_DDOF)),
+                    lca_mean=("lca", "mean"), lca_std=("lca", lambda s: s.std(ddof=STD_DDOF)),
+                    eval_every=("eval_every", "max"),
+                    params=("params_total", "mean"), flops=("train_flops", "mean"),
+                    flops_dense_own=("train_flops_dense", "mean")).reset_index()
+        dense = out[out["method"] == DENSE].set_index(REF)
+        ref = out.set_index(REF).index
+        out["dense_return"] = dense["return_mean"].reindex(ref).to_numpy()
+        out["params_rel"] = out["params"] / dense["params"].reindex(ref).to_numpy()
+        dense_flops = dense["flops"].reindex(ref).to_numpy()
+        # Without a dense run, the run's own count of what dense would have spent stands in.
+        out["flops_rel"] = out["flops"] / np.where(np.isnan(dense_flops), out["flops_dense_own"], dense_flops)
+        out["steps_to_dense"] = self._steps_to_dense(out)
+        out["steps_to_dense_frac"] = out["steps_to_dense"] / out["budget"]
+        pub = [published.sokar_published(a, m, e, b) for a, m, e, b in
+               zip(out["algo"], out["method"], out["env"], out["budget"])]
+        out["published_return_mean"] = [p.return_mean if p else np.nan for p in pub]
+        out["published_return_std"] = [p.return_std if p else np.nan for p in pub]
+        out["published_lca"] = [p.lca if p and every == published.PUBLISHED_EVAL_EVERY else np.nan
+                                 for p, every in zip(pub, out["eval_every"])]
+        out["published_source"] = [p.source if p else "" for p in pub]
+        return out.drop(columns="flops_dense_own")
+
+    def _steps_to_dense(self, summary: pd.DataFrame) -> list[float]:
+        """First evaluation step where the mean-over-seeds curve reaches dense's mean final
+        return; NaN if never (and for dense itself)."""
+        curves = self.mean_curves().groupby(GROUP)
+        out = []
+        for row in summary.itertuples():
+            key = tuple(getattr(row, k) for k in GROUP)
+            if row.method == DENSE or np.isnan(row.dense_return) or key not in curves.groups:
+                out.append(np.nan)
+                continue
+            curve = curves.get_group(key)
+            reached = curve.loc[curve["mean"] >= row.dense_return, "step"]
+            out.append(float(reached.iloc[0]) if len(reached) else np.nan)
+        return out
+
+    # --- Graesser's view ------------------------------------------------------------------
+    @cached_property
+    def normalised(self) -> pd.DataFrame:
+        """Per run: score = final_return / dense mean final return (same algo × env × budget).
+
+        Where the dense mean is not positive (e.g. Pendulum) a ratio is meaningless; there the
+        score is (R - R0) / (dense - R0), R0 = mean return at step 0 (the untrained policy).
+        Runs without a dense reference are left out (column basis says which rule applied).
+        """
+        runs = self.runs
+        dense = runs[runs["method"] == DENSE].groupby(REF)["final_return"].mean()
+        start = runs.groupby(REF)["initial_return"].mean()
+        idx = runs.set_index(REF).index
+        d, r0 = dense.reindex(idx).to_numpy(), start.reindex(idx).to_numpy()
+        ratio = d > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            score = np.where(ratio, runs["final_return"] / d, (runs["final_return"] - r0) / (d - r0))
+        out = runs[["run_id", *GROUP, "seed", "sparsity", "final_return"]].copy()
+        out["dense_return"], out["score"] = d, score
+        out["basis"] = np.where(ratio, "ratio", "from step-0 return")
+        return out[np.isfinite(out["score"])].reset_index(drop=True)
+
+    def normalised_summary(self) -> pd.DataFrame:
+        n = self.normalised
+        return n.groupby(GROUP, sort=True).agg(
+            seeds=("seed", "size"), score_mean=("score", "mean"),
+            score_std=("score", lambda s: s.std(ddof=STD_DDOF)), basis=("basis", "first")).reset_index()
+
+    @cached_property
+    def iqm(self) -> pd.DataFrame:
+        """IQM of normalised scores over runs of all environments, stratified-bootstrap CI."""
+        o, rows = self.options, []
+        for key, g in self.normalised.groupby(AGG, sort=True):
+            by_env = {env: e["score"].to_numpy() for env, e in g.groupby("env")}
+            est = stats.iqm_ci(by_env, reps=o.bootstrap_reps, seed=o.bootstrap_seed, confidence=o.confidence)
+            algo, budget, method, level = key
+            pub = published.graesser_iqm(algo, method, level, list(by_env), budget)
+            rows.append((*key, len(g), len(by_env), est.value, est.low, est.high,
+                         np.nan if pub is None else pub))
+        return pd.DataFrame(rows, columns=[*AGG, "runs", "envs", "iqm", "ci_low", "ci_high",
+                                           "published_iqm"])
+
+    @cached_property
+    def improvement(self) -> pd.DataFrame:
+        """P(method > dense) on final returns, per environment then averaged, bootstrap CI."""
+        o, runs, rows = self.options, self.runs, []
+        dense = runs[runs["method"] == DENSE]
+        for key, g in runs[runs["method"] != DENSE].groupby(AGG, sort=True):
+            algo, budget = key[0], key[1]
+            ref = dense[(dense["algo"] == algo) & (dense["budget"] == budget)]
+            x = {env: e["final_return"].to_numpy() for env, e in g.groupby("env")}
+            y = {env: e["final_return"].to_numpy() for env, e in ref.groupby("env")}
+            if not set(x) & set(y):
+                continue
+            est = stats.probability_of_improvement(x, y, reps=o.bootstrap_reps,
+                                                   seed=o.bootstrap_seed, confidence=o.confidence)
+            rows.append((*key, len(set(x) & set(y)), est.value, est.low, est.high))
+        return pd.DataFrame(rows, columns=[*AGG, "envs", "p_improvement", "ci_low", "ci_high"])

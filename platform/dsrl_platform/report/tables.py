@@ -1,0 +1,223 @@
+"""The report's tables: a registry name -> builder, each returning raw numbers and a display.
+
+`Table.data` keeps full precision (written as CSV); `Table.display` holds formatted strings
+(Markdown, LaTeX, HTML). Dashboards name the tables they show (dashboards/*.yaml).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from dsrl_platform.report import published
+from dsrl_platform.report.scores import STD_DDOF, Analysis
+
+DASH = "—"
+PUBLISHED_MARK = "(published)"
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    data: pd.DataFrame
+    display: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+# --- formatting -----------------------------------------------------------------------------
+def _missing(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and np.isnan(x))
+
+
+def fmt(x, decimals: int = 2) -> str:
+    return DASH if _missing(x) else f"{x:,.{decimals}f}"
+
+
+def fmt_pm(mean, std, decimals: int = 2) -> str:
+    return DASH if _missing(mean) else f"{mean:,.{decimals}f} ± {std:,.{decimals}f}"
+
+
+def fmt_int(x) -> str:
+    return DASH if _missing(x) else f"{round(x):,}"
+
+
+def fmt_sci(x) -> str:
+    return DASH if _missing(x) else f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}".replace("e+", "e")
+
+
+def fmt_rel(x) -> str:
+    return DASH if _missing(x) else f"{x:.2f}×"
+
+
+def fmt_pct(x, decimals: int = 1) -> str:
+    return DASH if _missing(x) else f"{100 * x:.{decimals}f}%"
+
+
+def fmt_ci(low, high, decimals: int = 2) -> str:
+    return DASH if _missing(low) else f"[{low:.{decimals}f}, {high:.{decimals}f}]"
+
+
+def _key_columns(frame: pd.DataFrame, env: bool = True) -> dict[str, list[str]]:
+    cols = {"algo": list(frame["algo"])}
+    if env:
+        cols["env"] = list(frame["env"])
+    cols["steps"] = [fmt_int(b) for b in frame["budget"]]
+    cols["method"] = list(frame["method"])
+    cols["sparsity"] = [fmt_pct(s) for s in frame["sparsity" if "sparsity" in frame else "level"]]
+    return cols
+
+
+def _display(frame: pd.DataFrame, columns: dict[str, list[str]]) -> pd.DataFrame:
+    return pd.DataFrame(columns, index=range(len(frame)))
+
+
+# --- Sokar et al. 2022 ------------------------------------------------------------------------
+def returns_table(a: Analysis) -> Table:
+    s = a.summary
+    cols = _key_columns(s)
+    cols["seeds"] = [str(n) for n in s["seeds"]]
+    cols["return"] = [fmt_pm(m, d) for m, d in zip(s["return_mean"], s["return_std"])]
+    cols["LCA"] = [fmt_pm(m, d, 4) for m, d in zip(s["lca_mean"], s["lca_std"])]
+    k = ", ".join(str(n) for n in sorted(a.runs["final_evals"].unique())) or "final_evals"
+    notes = [f"Return: mean of the last {k} evaluations per run; mean ± std over seeds "
+             f"(ddof={STD_DDOF}). LCA: sum of all evaluation returns / steps (Sokar et al. 2022)."]
+    shown = s["published_return_mean"].notna()
+    if shown.any():
+        cols[f"return {PUBLISHED_MARK}"] = [fmt_pm(m, d) for m, d in
+                                            zip(s["published_return_mean"], s["published_return_std"])]
+        cols[f"LCA {PUBLISHED_MARK}"] = [fmt(x, 4) for x in s["published_lca"]]
+        notes.append(published.version_footnote(published.SOKAR, list(s.loc[shown, "env"])))
+        if s.loc[shown, "published_lca"].isna().any():
+            notes.append(f"Published LCA shown only where evaluations were every "
+                         f"{published.PUBLISHED_EVAL_EVERY:,} steps, as in the paper.")
+        notes.extend(sorted({f"Published {a}/{m}: {src}" for a, m, src in
+                             zip(s["algo"], s["method"], s["published_source"]) if src}))
+    data = s[["algo", "env", "budget", "method", "level", "sparsity", "seeds", "return_mean",
+              "return_std", "lca_mean", "lca_std", "published_return_mean",
+              "published_return_std", "published_lca"]]
+    return Table("returns", "Return and learning-curve area", data, _display(s, cols), notes)
+
+
+def costs_table(a: Analysis) -> Table:
+    s = a.summary
+    cols = _key_columns(s)
+    cols["params"] = [fmt_int(x) for x in s["params"]]
+    cols["params vs dense"] = [fmt_rel(x) for x in s["params_rel"]]
+    cols["train FLOPs"] = [fmt_sci(x) for x in s["flops"]]
+    cols["FLOPs vs dense"] = [fmt_rel(x) for x in s["flops_rel"]]
+    notes = ["params: nonzero weights of actor and critics at the end of training (no biases, "
+             "targets excluded); FLOPs: cumulative training FLOPs; both relative to dense of the "
+             "same algo × env × steps."]
+    data = s[["algo", "env", "budget", "method", "level", "sparsity", "params", "params_rel",
+              "flops", "flops_rel"]]
+    return Table("costs", "Parameters and training FLOPs", data, _display(s, cols), notes)
+
+
+def steps_to_dense_table(a: Analysis) -> Table:
+    s = a.summary[a.summary["method"] != "dense"].reset_index(drop=True)
+    cols = _key_columns(s)
+    cols["dense final return"] = [fmt(x) for x in s["dense_return"]]
+    cols["steps to dense"] = [
+        fmt_int(x) if not _missing(x) else ("not reached" if not _missing(d) else DASH)
+        for x, d in zip(s["steps_to_dense"], s["dense_return"])]
+    cols["fraction of budget"] = [fmt_pct(x) for x in s["steps_to_dense_frac"]]
+    notes = ["First evaluation step at which the method's mean-over-seeds curve reaches the dense "
+             "method's mean final return (Sokar et al. 2022: DS-TD3 after 40-50% of the steps)."]
+    data = s[["algo", "env", "budget", "method", "level", "sparsity", "dense_return",
+              "steps_to_dense", "steps_to_dense_frac"]]
+    return Table("steps_to_dense", "Steps to reach dense performance", data, _display(s, cols), notes)
+
+
+def runs_table(a: Analysis) -> Table:
+    r = a.runs
+    cols = {"run": list(r["run_name"]), "algo": list(r["algo"]), "env": list(r["env"]),
+            "method": list(r["method"]), "seed": [str(x) for x in r["seed"]],
+            "sparsity": [fmt_pct(x) for x in r["sparsity"]],
+            "evaluations": [str(x) for x in r["evaluations"]],
+            "final return": [fmt(x) for x in r["final_return"]],
+            "LCA": [fmt(x, 4) for x in r["lca"]],
+            "logged final return": [fmt(x) for x in r["summary_final_return"]],
+            "params": [fmt_int(x) for x in r["params_total"]],
+            "train FLOPs": [fmt_sci(x) for x in r["train_flops"]]}
+    data = r[["run_id", "run_name", "algo", "env", "budget", "method", "seed", "sparsity",
+              "evaluations", "final_return", "lca", "summary_final_return", "summary_lca",
+              "params_total", "train_flops"]]
+    return Table("runs", "Finished runs", data, _display(r, cols),
+                 ["final return / LCA recomputed from the evaluation history; 'logged' is the "
+                  "trial's own summary metric, for cross-checking."])
+
+
+# --- Graesser et al. 2022 ---------------------------------------------------------------------
+def normalised_table(a: Analysis) -> Table:
+    s = a.normalised_summary()
+    cols = _key_columns(s)
+    cols["seeds"] = [str(n) for n in s["seeds"]]
+    cols["normalised return"] = [fmt_pm(m, d, 3) for m, d in zip(s["score_mean"], s["score_std"])]
+    cols["basis"] = list(s["basis"])
+    notes = ["Final return divided by the dense method's mean final return of the same algo × env "
+             "× steps (Graesser et al. 2022). Where dense's mean is not positive: "
+             "(R − R0)/(dense − R0), R0 = mean return at step 0."]
+    return Table("normalised", "Returns normalised by dense", s, _display(s, cols), notes)
+
+
+def iqm_table(a: Analysis) -> Table:
+    s = a.iqm
+    conf = f"{100 * a.options.confidence:g}%"
+    cols = _key_columns(s, env=False)
+    cols["runs"] = [str(n) for n in s["runs"]]
+    cols["envs"] = [str(n) for n in s["envs"]]
+    cols["IQM"] = [fmt(x, 3) for x in s["iqm"]]
+    cols[f"{conf} CI"] = [fmt_ci(lo, hi, 3) for lo, hi in zip(s["ci_low"], s["ci_high"])]
+    notes = [f"Interquartile mean of dense-normalised final returns over all runs of all "
+             f"environments; {conf} percentile CI from {a.options.bootstrap_reps} stratified "
+             f"bootstrap replicates (runs resampled within each environment; seed "
+             f"{a.options.bootstrap_seed}), as rliable (Agarwal et al. 2021)."]
+    if s["published_iqm"].notna().any():
+        cols[f"IQM {PUBLISHED_MARK}"] = [fmt(x, 2) for x in s["published_iqm"]]
+        notes.append(f"Published IQM: {published.GRAESSER}, SAC at 90% sparsity, read off a figure "
+                     "(approximate; their score is the mean of the last 10% of evaluations).")
+        notes.append(published.version_footnote(published.GRAESSER, list(a.runs["env"])))
+    return Table("iqm", "IQM of normalised returns", s, _display(s, cols), notes)
+
+
+def improvement_table(a: Analysis) -> Table:
+    s = a.improvement
+    conf = f"{100 * a.options.confidence:g}%"
+    cols = _key_columns(s, env=False)
+    cols["envs"] = [str(n) for n in s["envs"]]
+    cols["P(method > dense)"] = [fmt(x, 3) for x in s["p_improvement"]]
+    cols[f"{conf} CI"] = [fmt_ci(lo, hi, 3) for lo, hi in zip(s["ci_low"], s["ci_high"])]
+    notes = ["P(X > Y) + ½·P(X = Y) over all pairs of a method's and dense's runs in one "
+             "environment, averaged over environments; stratified-bootstrap CI."]
+    return Table("improvement", "Probability of improvement over dense", s, _display(s, cols), notes)
+
+
+# --- data quality -----------------------------------------------------------------------------
+def unfinished_table(a: Analysis) -> Table:
+    u = a.data.unfinished_runs()
+    cols = {"run": list(u["run_name"]), "run id": list(u["run_id"]), "algo": list(u["algo"]),
+            "env": list(u["env"]), "method": list(u["method"]),
+            "seed": [DASH if _missing(x) else str(x) for x in u["seed"]],
+            "MLflow status": list(u["mlflow_status"]),
+            "last eval step": [fmt_int(x) for x in u["last_step"]], "reason": list(u["reason"])}
+    data = u[["run_id", "run_name", "algo", "env", "method", "seed", "mlflow_status",
+              "dsrl_status", "last_step", "reason"]]
+    return Table("unfinished", "Unfinished runs (excluded from all statistics)", data,
+                 _display(u, cols), [])
+
+
+TABLES: dict[str, Callable[[Analysis], Table]] = {
+    "returns": returns_table,
+    "costs": costs_table,
+    "steps_to_dense": steps_to_dense_table,
+    "runs": runs_table,
+    "normalised": normalised_table,
+    "iqm": iqm_table,
+    "improvement": improvement_table,
+    "unfinished": unfinished_table,
+}
+ALWAYS = ("unfinished",)  # shown on every dashboard: nothing is silently dropped
