@@ -25,8 +25,8 @@ from mlflow.exceptions import MlflowException
 from dsrl_platform import names
 from dsrl_platform.config import RunConfig
 
-FINISHED = "finished"
-LAUNCH, TRIAL = "launch", "trial"
+FINISHED = names.STATUS_FINISHED
+LAUNCH, TRIAL = names.ROLE_LAUNCH, names.ROLE_TRIAL
 REPORT_RUN_NAME = "report"
 
 # Final values read from each run's latest metrics: column -> MLflow metric key.
@@ -60,8 +60,8 @@ _HISTORY_WORKERS = 4  # a tracking server answers each history call in ~50 ms
 class ExperimentData:
     """Everything the report reads, as plain DataFrames.
 
-    runs:  one row per trial run (finished or not): run_id, run_name, algo, method, env, seed,
-           budget, sparsity, eval_every, final_evals, mlflow_status, dsrl_status, finished,
+    runs:  one row per trial run (finished or not): run_id, run_name, algo, method, variant
+           (the spec's label for a method listed twice, else ""), env, seed, budget, sparsity, eval_every, final_evals, mlflow_status, dsrl_status, finished,
            reason, last_step, and the FINAL_METRICS columns.
     evals: run_id, step, return — evaluation returns, one row per step (last logged wins).
     flops: run_id, step, flops — cumulative training FLOPs, one row per step.
@@ -157,7 +157,7 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-_RUN_COLUMNS = ["run_id", "run_name", *IDENTITY, "sparsity", "eval_every", "final_evals",
+_RUN_COLUMNS = ["run_id", "run_name", *IDENTITY, "variant", "sparsity", "eval_every", "final_evals",
                 "mlflow_status", "dsrl_status", "finished", "reason", "start_time",
                 *FINAL_METRICS]
 
@@ -170,6 +170,7 @@ def _run_row(run: Run) -> dict:
         row[column] = tags.get(tag, params.get(param))
         if row[column] is None:
             missing.append(tag)
+    row["variant"] = tags.get(names.TAG_VARIANT, "")
     row["seed"] = _number(row["seed"], int)
     row["budget"] = _number(row["budget"], int)
     row["sparsity"] = _number(tags.get(names.TAG_SPARSITY), float)

@@ -1,7 +1,9 @@
 """The papers' numbers, computed from finished runs: plain DataFrames, no formatting.
 
 Rows are grouped by algo × env × budget × method × sparsity level; the dense group of the same
-algo × env × budget is every comparison's reference. The sparsity level is the run's initial
+algo × env × budget is every comparison's reference. A method listed twice in a spec carries a
+variant label and is shown as "method:label" (as the launcher names trials); the reference is
+the unlabelled dense method, and published numbers match unlabelled methods only. The sparsity level is the run's initial
 overall sparsity rounded to `sparsity_decimals`, so seeds of one configuration share a row even
 where λ-based masks differ in the last digits.
 """
@@ -24,6 +26,10 @@ AGG = ["algo", "budget", "method", "level"]  # Graesser's aggregates over enviro
 STD_DDOF = 0  # "mean ± std over seeds": population std, numpy's default
 
 
+def method_label(method: str, variant: str) -> str:
+    return f"{method}:{variant}" if variant else method
+
+
 @dataclass(frozen=True)
 class Options:
     sparsity_decimals: int = 2
@@ -44,6 +50,7 @@ class Analysis:
         """Finished runs with level, final_return (mean of the last final_evals evaluations)
         and lca (sum of all evaluation returns / budget; Sokar et al. 2022)."""
         runs = self.data.finished_runs().copy()
+        runs["method"] = [method_label(m, v) for m, v in zip(runs["method"], runs["variant"])]
         runs["seed"] = runs["seed"].astype(int)
         runs["budget"] = runs["budget"].astype(int)
         runs["level"] = runs["sparsity"].round(self.options.sparsity_decimals)

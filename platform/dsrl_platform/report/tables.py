@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dsrl_platform.report import published
-from dsrl_platform.report.scores import STD_DDOF, Analysis
+from dsrl_platform.report.scores import STD_DDOF, Analysis, method_label
 
 DASH = "—"
 PUBLISHED_MARK = "(published)"
@@ -200,11 +200,12 @@ def improvement_table(a: Analysis) -> Table:
 def unfinished_table(a: Analysis) -> Table:
     u = a.data.unfinished_runs()
     cols = {"run": list(u["run_name"]), "run id": list(u["run_id"]), "algo": list(u["algo"]),
-            "env": list(u["env"]), "method": list(u["method"]),
+            "env": list(u["env"]),
+            "method": [method_label(m, v) for m, v in zip(u["method"], u["variant"])],
             "seed": [DASH if _missing(x) else str(x) for x in u["seed"]],
             "MLflow status": list(u["mlflow_status"]),
             "last eval step": [fmt_int(x) for x in u["last_step"]], "reason": list(u["reason"])}
-    data = u[["run_id", "run_name", "algo", "env", "method", "seed", "mlflow_status",
+    data = u[["run_id", "run_name", "algo", "env", "method", "variant", "seed", "mlflow_status",
               "dsrl_status", "last_step", "reason"]]
     return Table("unfinished", "Unfinished runs (excluded from all statistics)", data,
                  _display(u, cols), [])
