@@ -1,0 +1,379 @@
+"""Ray Tune glue: one Tune trial per grid point, checkpoints, retries, resumable launches.
+
+`launch` is `dsrl-platform launch`: it opens the experiment and the launch's parent run in the
+tracking store, leaves out the trials whose runs already finished there, and runs the rest as
+Ray Tune trials (a local Ray, or the cluster at `--address`). `run_trial` is the trainable:
+config in, restore from Tune's latest checkpoint, train, report each evaluation together with
+a checkpoint. Fault tolerance, from the inside out:
+
+- a failed or killed trial is retried by Tune (FailureConfig.max_failures) from its latest
+  checkpoint, and continues its MLflow run (found by run key) without re-logging a point;
+- an interrupted launch (Ctrl-C, a killed driver) is resumed by running the same command: the
+  Tune experiment directory is named after the grid, so `Tuner.restore` picks it up, and
+  trials whose runs are finished in MLflow are skipped even if Tune's own state is lost.
+
+This is the only module that imports Ray.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from dsrl_platform import names, progress
+from dsrl_platform.config import RunConfig
+from dsrl_platform.spec import ExperimentSpec, Trial, launch_key
+from dsrl_platform.tracking import FAILED, FINISHED, KILLED, MlflowSink, Tracker, with_retries
+
+TRAINER_ENV = "DSRL_TRAINER"  # "module:Class" of the trainer; the platform's by default
+DEFAULT_TRAINER = "dsrl_platform.trainer:Trainer"
+PID_DIR = "workers"  # <experiment dir>/workers/<trial>.pid: the process training each trial
+# Environment the trial workers get: one BLAS/OpenMP thread unless a trial asks for more
+# (torch's own threads are set from the run config), and the launcher's tracking settings.
+_FORWARDED_ENV = ("DSRL_TRACKING_RETRY_S", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
+                  "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", TRAINER_ENV)
+
+Out = Callable[[str], None]
+
+
+@dataclass
+class LaunchOptions:
+    """How to run a spec; `None` resource fields take the spec's values."""
+
+    tracking_uri: str
+    storage: str = "ray_results"  # Tune's storage: a local directory (made absolute) or a URI
+    address: str | None = None  # an existing Ray cluster; None starts a local one
+    num_cpus: int | None = None  # size of the local Ray (None: every core)
+    max_concurrent: int | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    max_failures: int | None = None
+    progress_every_s: float = 30.0
+
+
+@dataclass
+class LaunchResult:
+    status: str  # "finished" | "failed" | "interrupted"
+    finished: int
+    total: int
+    parent_run_id: str
+    experiment_dir: str | None
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return {"finished": 0, "failed": 1, "interrupted": 130}[self.status]
+
+
+# --- the trainable ------------------------------------------------------------------------------
+def run_trial(config: dict[str, Any]) -> None:
+    """One grid point, resumable: Tune calls this again after a failure, with the checkpoint."""
+    t = config["trial"]
+    cfg = RunConfig.model_validate(t["run"])
+    _set_threads(cfg.threads)
+    _write_pid(t)
+    tracker = Tracker(t["tracking_uri"])
+    checkpoint = tune.get_checkpoint()
+    run_id, finished = with_retries(lambda: tracker.open_trial(
+        t["experiment_id"], t["parent_run_id"], t["run_key"], t["name"], t["tags"], t["params"],
+        fresh=checkpoint is None), f"trial {t['name']}: opening its run")
+    if finished:  # done in an earlier launch: nothing to train
+        tune.report({"step": cfg.steps, "budget": cfg.steps, "skipped": True})
+        return
+    sink = MlflowSink(tracker, run_id, hold=True)
+    try:
+        trainer = _trainer_class()(cfg, sink=sink)
+        tags = {"sparsity": f"{float(trainer.initial_sparsity):.6g}"}
+        if checkpoint is not None:
+            with checkpoint.as_directory() as directory:
+                trainer.load(directory)
+            tags["resumed"] = str(trainer.step)
+        with_retries(lambda: tracker.set_tags(run_id, _trial_tags(tags)), f"trial {t['name']}: tagging")
+        _train(trainer, sink, cfg, t["checkpoint_every"])
+        sink.close()
+        with_retries(lambda: tracker.finish_trial(run_id), f"trial {t['name']}: marking it finished")
+    except BaseException:
+        # Deliver what checkpoints cover (once, no waiting); the rest is redone by the retry.
+        _best_effort(sink.flush, lambda: tracker.end_trial(run_id, FAILED))
+        raise
+
+
+def _train(trainer: Any, sink: MlflowSink, cfg: RunConfig, checkpoint_every: int) -> None:
+    """Report every evaluation to Tune; checkpoint every n-th and the last, then release metrics."""
+    clock = (time.monotonic(), trainer.step)
+    for i, evaluation in enumerate(trainer.evaluations(), start=1):
+        now = time.monotonic()
+        speed = (evaluation.step - clock[1]) / max(now - clock[0], 1e-9)
+        clock = (now, evaluation.step)
+        result = {"step": evaluation.step, "budget": cfg.steps, "eval_return": evaluation.return_mean,
+                  "eval_return_std": evaluation.return_std, "steps_per_s": speed}
+        if i % checkpoint_every and evaluation.step < cfg.steps:
+            tune.report(result)
+            continue
+        with tempfile.TemporaryDirectory(prefix="dsrl-ckpt-") as directory:
+            trainer.save(directory)
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
+        sink.release()  # these points are covered by the checkpoint: a retry will not redo them
+
+
+def _trial_tags(tags: dict[str, str]) -> dict[str, str]:
+    out = {names.TAG_SPARSITY: tags["sparsity"]}
+    if "resumed" in tags:
+        out[names.TAG_RESUMED_FROM] = tags["resumed"]
+    return out
+
+
+def _trainer_class() -> type:
+    module, _, name = os.environ.get(TRAINER_ENV, DEFAULT_TRAINER).partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _write_pid(t: dict[str, Any]) -> None:
+    """Which process trains this trial (operators, and the tests that kill one)."""
+    pid_dir = t.get("pid_dir")
+    if pid_dir:
+        Path(pid_dir).mkdir(parents=True, exist_ok=True)
+        (Path(pid_dir) / f"{t['name']}.pid").write_text(str(os.getpid()))
+
+
+def _best_effort(*actions: Callable[[], Any]) -> None:
+    for action in actions:
+        try:
+            action()
+        except Exception:  # the original error matters more
+            pass
+
+
+# --- launching ----------------------------------------------------------------------------------
+def launch(spec: ExperimentSpec, trials: list[Trial], spec_path: Path, opts: LaunchOptions,
+           out: Out = print) -> LaunchResult:
+    tracker = Tracker.connect(opts.tracking_uri)
+    exp_id = tracker.experiment_id(spec.name)
+    key = launch_key(spec, trials)
+    parent_id, created = tracker.open_launch(exp_id, key, f"launch-{key[:8]}", len(trials), spec_path,
+                                             [t.row() for t in trials])
+    done = tracker.finished_keys(exp_id)
+    todo = [t for t in trials if t.run_key not in done]
+    out(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} finished before, {len(todo)} to run "
+        f"(tracking {opts.tracking_uri}, {'new' if created else 'continued'} launch run {parent_id})")
+    if not todo:
+        tracker.end_launch(parent_id, FINISHED)
+        return LaunchResult("finished", len(trials), len(trials), parent_id, None)
+
+    res = spec.resources
+    cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else res.cpus_per_trial
+    gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else res.gpus_per_trial
+    storage = _storage_path(opts.storage)
+    exp_dir = _experiment_dir(storage, spec.name, key, opts.tracking_uri)
+    entries = [_entry(t, opts.tracking_uri, exp_id, parent_id, res.checkpoint_every,
+                      exp_dir if "://" not in storage else None) for t in todo]
+    done_before = [_state(t, "done") for t in trials if t.run_key in done]
+    callback = ProgressCallback(len(trials), done_before, opts.progress_every_s)
+    _init_ray(opts, cpus)
+    interrupted = False
+    try:
+        tuner = _restore(exp_dir, storage, todo, cpus, gpus, out) or _new_tuner(
+            entries, exp_dir, storage, cpus, gpus, callback,
+            opts.max_concurrent or res.max_concurrent,
+            opts.max_failures if opts.max_failures is not None else res.max_failures)
+        results = tuner.fit()
+        errors = {r.config["trial"]["run_key"]: r.error for r in results if r.error and r.config}
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own handler
+        interrupted, errors = True, {}
+    finished = tracker.finished_keys(exp_id)
+    missing = [t for t in trials if t.run_key not in finished]
+    failed = [t for t in missing if t.run_key in errors]
+    interrupted = interrupted or len(missing) > len(failed)
+    runs = tracker.trial_runs(exp_id)
+    for t in missing:  # runs left RUNNING by stopped or dead workers
+        if t.run_key in runs:
+            _best_effort(lambda t=t: tracker.end_trial(runs[t.run_key].info.run_id,
+                                                       FAILED if t.run_key in errors else KILLED))
+    status = "interrupted" if interrupted else "failed" if failed else "finished"
+    tracker.end_launch(parent_id, {"finished": FINISHED, "failed": FAILED, "interrupted": KILLED}[status])
+    for t in failed:
+        out(f"failed: {t.name}: {_first_line(errors[t.run_key])}")
+    if interrupted:
+        out(f"interrupted with {len(missing)} trials unfinished; run the same command again to resume them")
+    elif failed:
+        out(f"{len(failed)} trials failed after {opts.max_failures if opts.max_failures is not None else res.max_failures} "
+            f"retries; run the same command again to retry them from their checkpoints (Tune logs: {exp_dir})")
+    return LaunchResult(status, len(trials) - len(missing), len(trials), parent_id, exp_dir,
+                        [t.name for t in failed])
+
+
+def _entry(t: Trial, uri: str, exp_id: str, parent_id: str, checkpoint_every: int, exp_dir: str | None) -> dict:
+    """What a Tune trial carries: everything the trainable needs, as plain data."""
+    return {"name": t.name, "group": f"{t.config.algo}/{t.method_name}", "env": t.config.env,
+            "budget": t.config.steps, "run_key": t.run_key, "run": t.config.model_dump(mode="json"),
+            "tags": t.tags(), "params": t.resolved.model_dump(mode="json"), "tracking_uri": uri,
+            "experiment_id": exp_id, "parent_run_id": parent_id, "checkpoint_every": checkpoint_every,
+            "pid_dir": str(Path(exp_dir) / PID_DIR) if exp_dir else None}
+
+
+def _storage_path(storage: str) -> str:
+    return storage if "://" in storage else str(Path(storage).expanduser().resolve())
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def _experiment_dir(storage: str, name: str, key: str, uri: str) -> str:
+    """Named after the grid and the store: the same command finds the same Tune experiment."""
+    digest = hashlib.sha256(f"{key} {uri}".encode()).hexdigest()[:8]
+    return f"{storage.rstrip('/')}/{_slug(name)}-{digest}"
+
+
+def _init_ray(opts: LaunchOptions, cpus_per_trial: float) -> None:
+    if ray.is_initialized():
+        return
+    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env.update({k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ})
+    kwargs: dict[str, Any] = {}
+    if opts.address is None:  # a local Ray for this launch
+        kwargs = {"num_cpus": opts.num_cpus, "include_dashboard": False}
+        if opts.num_cpus is not None and opts.num_cpus < cpus_per_trial:
+            raise ValueError(f"--num-cpus {opts.num_cpus}: less than cpus_per_trial ({cpus_per_trial:g})")
+    ray.init(address=opts.address, logging_level=logging.WARNING, log_to_driver=False,
+             runtime_env={"env_vars": env}, **kwargs)
+
+
+def _trainable(cpus: float, gpus: float):
+    return tune.with_resources(run_trial, {"cpu": cpus, "gpu": gpus})
+
+
+def _trial_name(trial) -> str:
+    return trial.config["trial"]["name"]
+
+
+def _trial_dirname(trial) -> str:
+    t = trial.config["trial"]
+    return f"{t['name']}-{t['run_key'][:8]}"
+
+
+def _new_tuner(entries: list[dict], exp_dir: str, storage: str, cpus: float, gpus: float,
+               callback: ProgressCallback, max_concurrent: int | None, max_failures: int) -> tune.Tuner:
+    return tune.Tuner(
+        _trainable(cpus, gpus),
+        param_space={"trial": tune.grid_search(entries)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_name_creator=_trial_name,
+                                    trial_dirname_creator=_trial_dirname),
+        run_config=tune.RunConfig(
+            name=Path(exp_dir).name if "://" not in exp_dir else exp_dir.rsplit("/", 1)[1],
+            storage_path=storage,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # replay buffers are large
+            callbacks=[callback], verbose=0),
+    )
+
+
+def _restore(exp_dir: str, storage: str, todo: list[Trial], cpus: float, gpus: float, out: Out) -> tune.Tuner | None:
+    """The interrupted Tune experiment of this grid, if there is one that can still run `todo`."""
+    if not tune.Tuner.can_restore(exp_dir):
+        return None
+    tuner = tune.Tuner.restore(exp_dir, trainable=_trainable(cpus, gpus), resume_unfinished=True,
+                               resume_errored=True)
+    # Tune does not rerun trials it saw finish; if MLflow lacks their finished run (deleted by
+    # hand, or a different store), start a fresh Tune experiment beside this one instead.
+    ended = {r.config["trial"]["run_key"] for r in tuner.get_results()
+             if r.config and not r.error and (r.metrics or {}).get("done")}
+    stale = [t for t in todo if t.run_key in ended]
+    if stale:
+        old = f"{exp_dir}.stale-{int(time.time())}"
+        out(f"Tune state in {exp_dir} lists {len(stale)} trials as done that the tracking store does not; "
+            f"moved it to {old} and starting afresh")
+        if "://" not in exp_dir:
+            shutil.move(exp_dir, old)
+            return None
+        raise ValueError(f"--storage {storage}: remove {exp_dir} to rerun these trials")
+    out(f"resuming the Tune experiment in {exp_dir}")
+    return tuner
+
+
+def _first_line(err: BaseException | None) -> str:
+    text = str(err or "").strip().splitlines()
+    return text[-1] if text else type(err).__name__
+
+
+def _state(t: Trial, status: progress.Status, step: int = 0) -> progress.TrialState:
+    c = t.config
+    return progress.TrialState(t.name, f"{c.algo}/{t.method_name}", c.env, status,
+                               c.steps if status == "done" else step, c.steps)
+
+
+# --- progress while it runs ---------------------------------------------------------------------
+_TUNE_STATUS: dict[str, progress.Status] = {
+    "TERMINATED": "done", "RUNNING": "running", "PENDING": "pending", "PAUSED": "pending", "ERROR": "failed"}
+
+
+class ProgressCallback(tune.Callback):
+    """Prints the experiment's progress every `every_s` seconds and when a trial ends.
+
+    It is pickled with the Tune experiment (Tuner.restore brings it back), so it holds only
+    plain data.
+    """
+
+    def __init__(self, total: int, done_before: list[progress.TrialState], every_s: float):
+        self.total, self.done_before, self.every_s = total, done_before, every_s
+        self._start = self._last = 0.0
+
+    def setup(self, **info: Any) -> None:
+        self._start = time.monotonic()
+        self._last = self._start
+
+    def _states(self, trials: list[Any]) -> list[progress.TrialState]:
+        states = list(self.done_before)
+        for trial in trials:
+            t, r = trial.config["trial"], trial.last_result or {}
+            status = _TUNE_STATUS.get(trial.status, "pending")
+            step = t["budget"] if status == "done" else int(r.get("step", 0))
+            states.append(progress.TrialState(
+                t["name"], t["group"], t["env"], status, step, t["budget"], r.get("eval_return"),
+                r.get("steps_per_s") if status == "running" else None))
+        return states
+
+    def _print(self, trials: list[Any]) -> None:
+        states = self._states(trials)
+        speed = sum(s.steps_per_s or 0 for s in states) or None
+        for line in progress.report(states, speed, time.monotonic() - self._start):
+            print(line, flush=True)
+        self._last = time.monotonic()
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if time.monotonic() - self._last >= self.every_s:
+            self._print(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        r = trial.last_result or {}
+        what = "was already finished" if r.get("skipped") else f"finished, return {r.get('eval_return', float('nan')):,.1f}"
+        print(f"trial {_trial_name(trial)} {what}", flush=True)
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        print(f"trial {_trial_name(trial)} failed ({trial.num_failures} failures); logs in {trial.path}",
+              flush=True)
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        print(f"trial {_trial_name(trial)} failed; retrying from its last checkpoint", flush=True)
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self._print(trials)

@@ -1,0 +1,470 @@
+"""Experiment specs: experiments/*.yaml → validated `ExperimentSpec` → list of `Trial`.
+
+A spec names an experiment (its MLflow experiment), the grid of trials (algorithms × methods ×
+environments × sparsity levels × budgets × seeds), options for every trial, overrides for the
+trials matching a condition (Sokar's λ per environment, DS-SAC's drop fraction and hard target
+update), and the resources of one trial. Option names are `RunConfig`'s, the ones
+`dsrl-platform run --set` takes.
+
+Everything is checked before anything runs: unknown keys, wrong types, unknown environment ids,
+impossible combinations (every expanded trial is built as a `RunConfig` and resolved). A mistake
+raises `SpecError` (a `ValueError`, exit code 2 in the CLI) reading `<file>: <key.path>: <problem>`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+
+from dsrl_platform import names
+from dsrl_platform.config import Algo, Method, RunConfig, first_error
+
+# Grid axes: set in `grid`, matched in `overrides[].when`, never set as options (one place each).
+AXES = ("algo", "method", "env", "sparsity", "steps", "seed")
+# Options that only mean something for a sparse agent. They are not applied to dense trials,
+# so one dense baseline (one run key) serves every spec whatever its sparse options.
+SPARSE_ONLY = (
+    "sparsity", "actor_sparsity", "critic_sparsity", "distribution", "lambda1", "lambda2",
+    "sparse_layers", "topology_interval", "drop_fraction", "drop_schedule", "drop_rule",
+    "topology_end", "prune_start", "prune_end", "prune_interval", "sparse_targets",
+    "update_replaces_step",
+)
+assert set(SPARSE_ONLY) <= set(RunConfig.model_fields), "SPARSE_ONLY names a missing option"
+
+
+class SpecError(ValueError):
+    """A mistake in a spec file: `<file>: <key.path>: <problem>`."""
+
+
+def _as_list(value: Any) -> Any:
+    """YAML convenience: a scalar where a list is expected means a list of one."""
+    return value if isinstance(value, list) else [value]
+
+
+def _seed_count(value: Any) -> Any:
+    """`seed: 5` means seeds 0..4."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"a seed count must be at least 1 (got {value}); or list the seeds, e.g. [0]")
+        return list(range(value))
+    return value
+
+
+def _method_entry(value: Any) -> Any:
+    return {"name": value} if isinstance(value, str) else value
+
+
+def _options_model() -> type[BaseModel]:
+    """RunConfig's options other than the grid axes, all optional, no cross-field checks.
+
+    Cross-field checks (steps > warmup_steps, …) run per expanded trial, where all values meet.
+    """
+    fields: dict[str, Any] = {}
+    for name, info in RunConfig.model_fields.items():
+        if name in AXES:
+            continue
+        field = info._copy()  # keeps the constraints (gt=0, …) and the description
+        field.default = None
+        fields[name] = (info.annotation, field)
+    return create_model(
+        "RunOptions",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Options of RunConfig (the names `dsrl-platform run --set` takes).",
+        **fields,
+    )
+
+
+RunOptions = _options_model()
+
+
+def _set_options(options: BaseModel) -> dict[str, Any]:
+    return options.model_dump(exclude_unset=True)
+
+
+def check_env_id(env: str) -> str:
+    """An id gymnasium knows and can run here (MuJoCo -v4/-v5; -v2/-v3 need the dead mujoco-py)."""
+    from gymnasium.envs import registry  # lazy: `import gymnasium` costs half a second
+
+    spec = registry.get(env)
+    if spec is None:
+        close = difflib.get_close_matches(env, list(registry), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"unknown environment {env!r}{hint}")
+    if "mujoco_py" in getattr(spec.entry_point, "__name__", str(spec.entry_point)):
+        raise ValueError(
+            f"{env} needs mujoco-py, which gymnasium {_gym_version()} cannot run; use "
+            f"{spec.name}-v4 (the papers' v3 dynamics, same learning curves) or {spec.name}-v5"
+        )
+    return env
+
+
+def _gym_version() -> str:
+    import gymnasium
+
+    return gymnasium.__version__
+
+
+EnvId = Annotated[str, Field(min_length=1)]
+
+
+class MethodEntry(BaseModel):
+    """A method of the grid, with options that apply to its trials only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Method = Field(description="dense | static | ds | set | rigl | prune")
+    label: str | None = Field(
+        None, min_length=1,
+        description="variant name, tagged on the runs; needed when a method is listed twice",
+    )
+    options: RunOptions = Field(default_factory=RunOptions, description="RunConfig options for this method's trials")  # type: ignore[valid-type]
+
+
+class Grid(BaseModel):
+    """The trials: every combination of the axes (dense trials ignore the sparsity axis)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algo: Annotated[list[Algo], BeforeValidator(_as_list)] = Field(min_length=1, description="algorithms: td3, sac")
+    method: Annotated[list[Annotated[MethodEntry, BeforeValidator(_method_entry)]], BeforeValidator(_as_list)] = Field(
+        min_length=1, description="methods: a name, or {name, label, options}")
+    env: Annotated[list[EnvId], BeforeValidator(_as_list)] = Field(
+        min_length=1, description="gymnasium ids, e.g. HalfCheetah-v4 (MuJoCo -v4 or -v5)")
+    seed: Annotated[list[Annotated[int, Field(ge=0)]], BeforeValidator(_seed_count)] = Field(
+        min_length=1, description="seeds: a list, or a count n meaning seeds 0..n-1")
+    sparsity: Annotated[list[Annotated[float, Field(ge=0, lt=1)] | None], BeforeValidator(_as_list)] = Field(
+        [None], min_length=1,
+        description="sparsity levels of sparse methods; null = the papers' default (Sokar's λ, "
+                    "Graesser's 0.9). Dense trials are not multiplied by this axis")
+    steps: Annotated[list[Annotated[int, Field(gt=0)]], BeforeValidator(_as_list)] = Field(
+        [1_000_000], min_length=1, description="training budgets in environment steps")
+
+    @field_validator("env")
+    @classmethod
+    def _known_envs(cls, envs: list[str]) -> list[str]:
+        for i, env in enumerate(envs):
+            try:
+                check_env_id(env)
+            except ValueError as err:
+                raise _ItemError(i, str(err)) from None
+        return envs
+
+    @field_validator("method")
+    @classmethod
+    def _variants_named(cls, methods: list[MethodEntry]) -> list[MethodEntry]:
+        seen: dict[str, int] = {}
+        for i, m in enumerate(methods):
+            if m.name == "dense" and set(_set_options(m.options)) & set(SPARSE_ONLY):
+                bad = sorted(set(_set_options(m.options)) & set(SPARSE_ONLY))[0]
+                raise _ItemError(i, "the dense method takes no sparsity options", f"options.{bad}")
+            key = f"{m.name}/{m.label}"
+            if key in seen:
+                raise _ItemError(i, f"{m.name} is listed twice; give each entry a distinct label")
+            seen[key] = i
+        return methods
+
+
+class _ItemError(ValueError):
+    """A problem with item `index` of a list field (so the key path can name it)."""
+
+    def __init__(self, index: int, problem: str, subpath: str = ""):
+        super().__init__(problem)
+        self.index, self.problem, self.subpath = index, problem, subpath
+
+
+def _scalar_or_list(item):
+    return Annotated[list[item], BeforeValidator(_as_list)] | None
+
+
+class When(BaseModel):
+    """Which trials an override applies to: each named axis must match (a value or a list)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algo: _scalar_or_list(Algo) = Field(None, description="algorithm(s)")
+    method: _scalar_or_list(Method) = Field(None, description="method name(s)")
+    label: _scalar_or_list(str) = Field(None, description="method variant label(s)")
+    env: _scalar_or_list(EnvId) = Field(None, description="environment id(s)")
+    sparsity: _scalar_or_list(float | None) = Field(None, description="sparsity level(s) of the grid")
+    steps: _scalar_or_list(int) = Field(None, description="budget(s)")
+    seed: _scalar_or_list(int) = Field(None, description="seed(s)")
+
+    @field_validator("env")
+    @classmethod
+    def _known_envs(cls, envs: list[str] | None) -> list[str] | None:
+        for i, env in enumerate(envs or []):
+            try:
+                check_env_id(env)
+            except ValueError as err:
+                raise _ItemError(i, str(err)) from None
+        return envs
+
+    def matches(self, point: dict[str, Any]) -> bool:
+        return all(
+            getattr(self, axis) is None or point[axis] in getattr(self, axis)
+            for axis in (*AXES, "label")
+        )
+
+
+class Override(BaseModel):
+    """Options for the trials that match `when` (later overrides win)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    when: When = Field(description="grid axes to match, e.g. {env: Ant-v4, algo: td3}")
+    set: RunOptions = Field(description="RunConfig options to set on the matching trials")  # type: ignore[valid-type]
+
+
+class Resources(BaseModel):
+    """What one trial gets, how many run at once, and how failures are handled."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpus_per_trial: float = Field(1, gt=0, description="CPUs Ray reserves per trial (torch uses `options.threads` threads)")
+    gpus_per_trial: float = Field(0, ge=0, description="GPUs Ray reserves per trial (fractions share a GPU)")
+    max_concurrent: int | None = Field(None, gt=0, description="trials running at once (None: as many as the resources allow)")
+    max_failures: int = Field(3, ge=0, description="retries of a failed trial, each from its last checkpoint")
+    checkpoint_every: int = Field(1, gt=0, description="checkpoint at every n-th evaluation point (and always at the end)")
+
+
+class ExperimentSpec(BaseModel):
+    """One experiment: an MLflow experiment and the grid of Ray Tune trials that fill it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200,
+                      description="experiment name (the MLflow experiment): letters, digits, _ . - and spaces")
+    description: str = Field("", description="what the experiment shows")
+    grid: Grid = Field(description="the axes whose combinations are the trials")
+    options: RunOptions = Field(default_factory=RunOptions, description="RunConfig options for every trial")  # type: ignore[valid-type]
+    overrides: list[Override] = Field([], description="options for the trials matching a condition, in order")
+    resources: Resources = Field(default_factory=Resources, description="per-trial resources and fault tolerance")
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\- ]*", name):
+            raise ValueError("use letters, digits, _ . - and spaces, starting with a letter or digit")
+        return name
+
+    def trials(self, source: str = "<spec>") -> list[Trial]:
+        return expand(self, source)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One grid point: the options as the spec sets them, resolved, and the run's identity."""
+
+    index: int
+    config: RunConfig  # as the spec sets it (None = the papers' default)
+    resolved: RunConfig  # what the run uses and logs
+    run_key: str
+    label: str | None = None  # method variant
+
+    @property
+    def method_name(self) -> str:
+        return f"{self.config.method}:{self.label}" if self.label else self.config.method
+
+    @property
+    def name(self) -> str:
+        """Readable and unique within a grid, e.g. td3-ds-HalfCheetah-v4-s0."""
+        c = self.config
+        parts = [c.algo, self.method_name, c.env, f"s{c.seed}"]
+        if c.sparsity is not None:
+            parts.insert(3, f"sp{c.sparsity:g}")
+        return "-".join(parts)
+
+    @property
+    def sparsity_text(self) -> str:
+        """The sparsity as configured: a level, Sokar's λ pair, or '-' for dense."""
+        r = self.resolved
+        if r.method == "dense":
+            return "-"
+        if r.distribution == "er":
+            return f"λ {r.lambda1:g}/{r.lambda2:g}"
+        return f"{r.sparsity:g} {r.distribution}"
+
+    def tags(self) -> dict[str, str]:
+        """Tags known before the run starts (the trainable adds the initial sparsity)."""
+        c = self.config
+        tags = {
+            names.TAG_ALGO: c.algo, names.TAG_METHOD: c.method, names.TAG_ENV: c.env,
+            names.TAG_SEED: str(c.seed), names.TAG_BUDGET: str(c.steps),
+            names.TAG_RUN_KEY: self.run_key,
+        }
+        if self.label:
+            tags[names.TAG_VARIANT] = self.label
+        return tags
+
+    def row(self) -> dict[str, Any]:
+        """One line of the expanded grid (dry-run table, grid artifact)."""
+        c = self.config
+        return {"trial": self.index, "algo": c.algo, "method": self.method_name, "env": c.env,
+                "sparsity": self.sparsity_text, "steps": c.steps, "seed": c.seed, "run_key": self.run_key}
+
+
+# --- loading ---------------------------------------------------------------------------------
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Parse and validate a spec file (the grid is not expanded yet; see `load_trials`)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "yaml"
+        problem = getattr(err, "problem", None) or str(err)
+        raise SpecError(f"{path}: {where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: top level: expected a mapping with name, grid, … (got {type(raw).__name__})")
+    try:
+        return ExperimentSpec.model_validate(raw)
+    except ValidationError as err:
+        raise SpecError(_describe(err, path)) from None
+
+
+def load_trials(path: str | Path) -> tuple[ExperimentSpec, list[Trial]]:
+    spec = load_spec(path)
+    return spec, spec.trials(str(path))
+
+
+def _describe(err: ValidationError, path: Path) -> str:
+    problems = [_one(e) for e in err.errors()]
+    more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+    return f"{path}: {problems[0]}{more}"
+
+
+def _one(e: dict[str, Any]) -> str:
+    loc = list(e["loc"])
+    ctx_err = (e.get("ctx") or {}).get("error")
+    msg = e["msg"].removeprefix("Value error, ")
+    if isinstance(ctx_err, _ItemError):
+        loc += [ctx_err.index, *filter(None, ctx_err.subpath.split("."))]
+        msg = ctx_err.problem
+    if e["type"] == "extra_forbidden":
+        msg = "unknown key" + _suggest(str(loc[-1]))
+    elif e["type"] == "missing":
+        msg = "required key is missing"
+    value = e.get("input")
+    shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(value, (dict, list)) or value is None \
+        or isinstance(ctx_err, _ItemError) else f" (got {value!r})"
+    return f"{_key_path(loc)}: {msg}{shown}"
+
+
+def _key_path(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("MethodEntry",) or str(part).startswith(("list[", "function-")):
+            continue  # pydantic's names for union members and validators, not keys of the file
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "top level"
+
+
+def _known_keys() -> list[str]:
+    keys = set(RunConfig.model_fields)
+    for model in (ExperimentSpec, Grid, MethodEntry, When, Override, Resources):
+        keys |= set(model.model_fields)
+    return sorted(keys)
+
+
+def _suggest(key: str) -> str:
+    if key in AXES:
+        return f" here ({key} is a grid axis: list it under grid.{key})"
+    close = difflib.get_close_matches(key, _known_keys(), n=2)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+# --- expansion -------------------------------------------------------------------------------
+def expand(spec: ExperimentSpec, source: str = "<spec>") -> list[Trial]:
+    """Every grid point as a validated, resolved trial. Dense is not multiplied by sparsity."""
+    g = spec.grid
+    points = []
+    for algo, env, entry in itertools.product(g.algo, g.env, g.method):
+        levels = [None] if entry.name == "dense" else g.sparsity
+        for sparsity, steps, seed in itertools.product(levels, g.steps, g.seed):
+            points.append({"algo": algo, "method": entry.name, "label": entry.label, "env": env,
+                           "sparsity": sparsity, "steps": steps, "seed": seed, "_entry": entry})
+
+    used = [False] * len(spec.overrides)
+    trials: list[Trial] = []
+    by_key: dict[str, Trial] = {}
+    for point in points:
+        entry: MethodEntry = point.pop("_entry")
+        options = _set_options(spec.options) | _set_options(entry.options)
+        for i, override in enumerate(spec.overrides):
+            if override.when.matches(point):
+                used[i] = True
+                options |= _set_options(override.set)
+        if point["method"] == "dense":
+            options = {k: v for k, v in options.items() if k not in SPARSE_ONLY}
+        axes = {k: point[k] for k in AXES if not (k == "sparsity" and point[k] is None)}
+        trial_name = "-".join(str(point[k]) for k in ("algo", "method", "env")) + f" seed {point['seed']}"
+        try:
+            config = RunConfig(**options, **axes)
+            resolved = config.resolve()
+        except ValidationError as err:
+            problem = first_error(err).removeprefix("config: ")
+            raise SpecError(f"{source}: grid: trial {trial_name}: {problem}") from None
+        except ValueError as err:
+            raise SpecError(f"{source}: grid: trial {trial_name}: {err}") from None
+        trial = Trial(len(trials), config, resolved, config.run_key(), entry.label)
+        if trial.run_key in by_key:
+            raise SpecError(f"{source}: grid: trials {by_key[trial.run_key].name} and {trial.name} "
+                            f"resolve to the same run (run key {trial.run_key})")
+        by_key[trial.run_key] = trial
+        trials.append(trial)
+    for i, hit in enumerate(used):
+        if not hit:
+            raise SpecError(f"{source}: overrides[{i}].when: matches no trial of the grid")
+    return trials
+
+
+def launch_key(spec: ExperimentSpec, trials: list[Trial]) -> str:
+    """Identity of a launch: the experiment and its set of trials (order and resources aside)."""
+    payload = json.dumps({"name": spec.name, "runs": sorted(t.run_key for t in trials)})
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# --- presentation ----------------------------------------------------------------------------
+def describe_grid(spec: ExperimentSpec, trials: list[Trial]) -> str:
+    """'150 trials: 2 algo × 3 method × 5 env × 5 seed (dense not multiplied by sparsity)' + table."""
+    g = spec.grid
+    dims = [f"{len(g.algo)} algo", f"{len(g.method)} method", f"{len(g.env)} env"]
+    if len(g.sparsity) > 1:
+        dims.append(f"{len(g.sparsity)} sparsity (sparse methods only)")
+    if len(g.steps) > 1:
+        dims.append(f"{len(g.steps)} budgets")
+    dims.append(f"{len(g.seed)} seed")
+    head = f"{spec.name}: {len(trials)} trials = {' × '.join(dims)}"
+    return head + "\n" + format_table([t.row() for t in trials])
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no trials)"
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    line = lambda r: "  ".join(str(r[c]).ljust(widths[c]) for c in cols).rstrip()  # noqa: E731
+    return "\n".join([line({c: c for c in cols}), line({c: "-" * widths[c] for c in cols}), *map(line, rows)])
