@@ -117,7 +117,8 @@ class Updater:
         self.last_churn = 0
 
     def is_due(self, step: int) -> bool:
-        return (step % self.interval == 0 and step >= self.start_step
+        """Every `interval` gradient steps (1-based count), from start_step up to end_step."""
+        return (step > 0 and step % self.interval == 0 and step >= self.start_step
                 and (self.end_step is None or step <= self.end_step))
 
     def _layer_change(self, i: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
