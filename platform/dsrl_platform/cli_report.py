@@ -9,13 +9,26 @@ from dsrl_platform.cli import command
 
 DEFAULT_DASHBOARD = Path("dashboards/sokar2022.yaml")
 DEFAULT_OUT_ROOT = Path("reports")
+# The shipped dashboards, found from any working directory (editable install / checkout).
+REPO_DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
+
+
+def dashboard_path(value: Path) -> Path:
+    """As given if it exists; else a shipped dashboard: 'graesser2022' or 'dashboards/x.yaml'."""
+    if value.exists() or value.is_absolute():
+        return value
+    for candidate in (REPO_DASHBOARDS / value.name, REPO_DASHBOARDS / f"{value.name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    return value  # load_dashboard names the missing file
 
 
 @command("report", "turn an experiment's tracked runs into the papers' tables and figures")
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT", help="MLflow experiment name (the spec's name)")
     p.add_argument("--dashboard", type=Path, default=DEFAULT_DASHBOARD,
-                   help=f"dashboard YAML: which tables and figures (default: {DEFAULT_DASHBOARD})")
+                   help="dashboard YAML: which tables and figures; a shipped one also by name, e.g. "
+                        f"graesser2022 (default: {DEFAULT_DASHBOARD})")
     p.add_argument("--out", type=Path, help=f"output directory (default: {DEFAULT_OUT_ROOT}/<EXPERIMENT>)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
 
@@ -25,7 +38,7 @@ def _report(args: argparse.Namespace) -> int:
     from dsrl_platform.report.build import INDEX, build_report
     from dsrl_platform.store import resolve_tracking_uri
 
-    result = build_report(args.experiment, dashboard=args.dashboard,
+    result = build_report(args.experiment, dashboard=dashboard_path(args.dashboard),
                           out=args.out or DEFAULT_OUT_ROOT / args.experiment,
                           tracking_uri=resolve_tracking_uri(args.tracking_uri))
     print(f"report: {result.finished_runs} finished runs, {result.unfinished_runs} unfinished "

@@ -15,3 +15,27 @@ def synth(store):
     from dsrl_platform.report.scores import Analysis
 
     return Analysis(load_experiment(SYNTH, store.uri))
+
+
+@pytest.fixture(scope="session")
+def reports(store, tmp_path_factory):
+    """The CLI run as a user would: {name: (out dir, stdout)} for three reports."""
+    import contextlib
+    import io
+
+    from report_synth import SOKAR_1M
+
+    from dsrl_platform.cli import main
+
+    root = tmp_path_factory.mktemp("reports")
+    out = {}
+    for name, experiment, dashboard in [("sokar", SYNTH, "dashboards/sokar2022.yaml"),
+                                        ("graesser", SYNTH, "graesser2022"),
+                                        ("sokar1m", SOKAR_1M, "sokar2022")]:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main(["report", experiment, "--dashboard", dashboard, "--out", str(root / name),
+                         "--tracking-uri", store.uri])
+        assert code == 0, buf.getvalue()
+        out[name] = (root / name, buf.getvalue())
+    return out

@@ -1,0 +1,146 @@
+"""`dsrl-platform report` end to end: files, their numbers, artifacts, errors, atomic output."""
+
+import re
+
+import pandas as pd
+import pytest
+from report_synth import ENV_A, SOKAR_1M, SYNTH, row
+
+from dsrl_platform import names
+from dsrl_platform.cli import main
+from dsrl_platform.report import build
+
+SOKAR_TABLES = ["returns", "costs", "steps_to_dense", "runs", "unfinished"]
+GRAESSER_TABLES = ["iqm", "improvement", "normalised", "runs", "unfinished"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _files(out):
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("name, tables, pngs", [
+    ("sokar", SOKAR_TABLES, ["learning_curves_td3", "return_vs_flops_td3"]),
+    ("graesser", GRAESSER_TABLES, ["return_vs_sparsity_td3", "learning_curves_td3", "return_vs_flops_td3"]),
+])
+def test_report_files(reports, name, tables, pngs):
+    out, stdout = reports[name]
+    expected = sorted([f"tables/{t}.{x}" for t in tables for x in ("csv", "md", "tex")]
+                      + [f"figures/{p}.png" for p in pngs] + ["index.html"])
+    assert _files(out) == expected
+    assert f"wrote {len(expected)} files to {out}" in stdout
+    assert "21 finished runs, 3 unfinished" in stdout
+    for p in pngs:
+        assert (out / "figures" / f"{p}.png").read_bytes().startswith(PNG_MAGIC)
+    page = (out / "index.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(pngs)  # figures embedded
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from a network
+    assert not list(out.parent.glob(f".{name}.*"))  # no temporary directories left behind
+
+
+def test_csv_tables_hold_the_numbers(reports):
+    out = reports["sokar"][0] / "tables"
+    returns = pd.read_csv(out / "returns.csv")
+    ds = row(returns, env=ENV_A, method="ds")
+    assert (ds.return_mean, ds.lca_mean, ds.seeds) == (pytest.approx(190.0), pytest.approx(12.1), 3)
+    costs = pd.read_csv(out / "costs.csv")
+    assert row(costs, env=ENV_A, method="ds").flops_rel == pytest.approx(0.4)
+    steps = pd.read_csv(out / "steps_to_dense.csv")
+    assert row(steps, env=ENV_A, method="ds").steps_to_dense == 50
+    unfinished = pd.read_csv(out / "unfinished.csv")
+    assert sorted(unfinished["run_name"]) == ["crashed", "failed-after-summary", "still-running"]
+    iqm = pd.read_csv(reports["graesser"][0] / "tables" / "iqm.csv")
+    assert row(iqm, method="ds").iqm == pytest.approx((810 / 720 + 820 / 720 + 3.7) / 4)
+
+
+def test_markdown_and_latex(reports):
+    out = reports["sokar"][0] / "tables"
+    md = (out / "returns.md").read_text()
+    assert "| td3 | HalfCheetah-v4 | 100 | ds | 51.0% | 3 | 190.00 ± 8.16 | 12.1000 ± 0.8981 |" in md
+    assert "published" not in md  # budget 100 steps: nothing to compare with
+    tex = (out / "returns.tex").read_text()
+    assert r"td3 & HalfCheetah-v4 & 100 & ds & 51.0\% & 3 & 190.00 $\pm$ 8.16 & 12.1000 $\pm$ 0.8981 \\" in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+    steps = (out / "steps_to_dense.md").read_text()
+    assert "| 50 | 50.0% |" in steps and "not reached" in steps
+
+
+def test_published_values_beside_measured(reports):
+    out, _ = reports["sokar1m"]
+    md = (out / "tables" / "returns.md").read_text()
+    assert "return (published)" in md and "LCA (published)" in md
+    assert "| 9,825.00 ± 50.00 | 1.0151 ± 0.0101 | 11,153.48 ± 473.29 | 1.7686 |" in md
+    assert "11,459.88 ± 482.55 | 1.9560 |" in md
+    assert "-v3" in md and "HalfCheetah-v4" in md  # the footnote on environment versions
+    assert "return (published)" in (out / "index.html").read_text()
+
+
+def test_artifacts_on_the_newest_launch_run(store, reports):
+    client = store.client
+    logged = {a.path for a in client.list_artifacts(store.newer_parent, "report/sokar2022")}
+    assert {"report/sokar2022/index.html", "report/sokar2022/tables",
+            "report/sokar2022/figures"} <= logged
+    assert client.list_artifacts(store.newer_parent, "report/graesser2022")
+    assert not client.list_artifacts(store.older_parent)
+    # sokar-1m had no launch run: one was created for the report
+    launches = client.search_runs([store.sokar_id], f"tags.`{names.TAG_ROLE}` = 'launch'")
+    assert len(launches) == 1
+    assert client.list_artifacts(launches[0].info.run_id, "report/sokar2022")
+
+
+def test_unknown_experiment_exits_2_naming_it(store, tmp_path, capsys):
+    code = main(["report", "no-such-exp", "--out", str(tmp_path / "r"), "--tracking-uri", store.uri])
+    assert code == 2
+    assert "experiment 'no-such-exp': not found" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("name: x\ntitle: t\ntables: [returns, bogus]\n", "tables.1: unknown table 'bogus'"),
+    ("name: x\ntitle: t\nfigures: [nope]\n", "figures.0: unknown figure 'nope'"),
+    ("name: x\ntitle: t\ncolour: red\n", "colour: Extra inputs are not permitted"),
+    ("name: x\ntitle: t\nbootstrap_reps: 100\n", "bootstrap_reps: Input should be greater than or equal to 2000"),
+])
+def test_dashboard_is_validated(store, tmp_path, capsys, yaml_text, message):
+    dash = tmp_path / "d.yaml"
+    dash.write_text(yaml_text)
+    code = main(["report", SYNTH, "--dashboard", str(dash), "--out", str(tmp_path / "r"),
+                 "--tracking-uri", store.uri])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_default_out_dir_and_tracking_uri_from_environment(store, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    assert main(["report", SOKAR_1M]) == 0  # default dashboard found from any directory
+    assert (tmp_path / "reports" / SOKAR_1M / "index.html").is_file()
+    assert str(tmp_path / "reports" / SOKAR_1M) in capsys.readouterr().out
+
+
+def test_refuses_to_replace_a_directory_that_is_not_a_report(store, tmp_path, capsys):
+    precious = tmp_path / "work"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    code = main(["report", SYNTH, "--out", str(precious), "--tracking-uri", store.uri])
+    assert code == 2 and "not a report directory" in capsys.readouterr().err
+    assert _files(precious) == ["notes.txt"]
+
+
+def test_a_failed_build_leaves_the_previous_report(store, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    args = ["report", SOKAR_1M, "--out", str(out), "--tracking-uri", store.uri]
+    assert main(args) == 0
+    (out / "stale.txt").write_text("from an older report")
+
+    def boom(*args):  # fails after the tables and figures were written to the temporary dir
+        raise RuntimeError("page failed")
+
+    monkeypatch.setattr(build, "render_page", boom)
+    with pytest.raises(RuntimeError, match="page failed"):
+        main(args)
+    assert (out / "stale.txt").exists() and (out / "index.html").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]  # no temporary directory left
+    monkeypatch.undo()
+    assert main(args) == 0  # a successful rebuild replaces the directory as a whole
+    assert not (out / "stale.txt").exists()
