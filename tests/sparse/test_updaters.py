@@ -349,3 +349,34 @@ def test_dense_training_is_a_plain_optimizer_step():
         training.step(step)
         opt_b.step()
     assert torch.equal(a.w1, b.w1) and training.updates_done == 0 and training.last_churn == 0
+
+
+@pytest.mark.parametrize("cls", [SETUpdater, RigLUpdater])
+def test_strided_column_regions(cls):
+    """Regions that are not contiguous in memory (column blocks of one param) work too."""
+    p = torch.nn.Parameter(torch.randn(8, 10, generator=gen(2)))
+    layers = [SparseLayer("obs", p, (slice(None), slice(0, 4))), SparseLayer("act", p, (slice(None), slice(4, 10)))]
+    topo = Topology(layers, [0.5, 0.25], gen())
+    assert topo.nnz() == [16, 12]
+    p.grad = torch.randn(8, 10, generator=gen(3))
+    for step in (1, 2, 3):
+        assert cls(topo, generator=gen(step), interval=1, drop_fraction=0.5).update(step, None) > 0
+        assert topo.nnz() == [16, 12]
+        m = topo.param_mask(p)
+        assert torch.all(p[m == 0] == 0) and torch.equal(m[:, :4], topo.mask(0))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_gives_the_cpu_results():
+    results = []
+    for device in ("cpu", "cuda"):
+        p = torch.nn.Parameter(torch.randn(2, 32, 24, generator=gen(4)).to(device))
+        layers = [SparseLayer("a", p, 0), SparseLayer("b", p, 1)]
+        topo = Topology(layers, [0.3, 0.6], gen(1))
+        p.grad = torch.randn(2, 32, 24, generator=gen(5)).to(device)
+        opt = torch.optim.Adam([p])
+        SparseTraining(topo, RigLUpdater(topo, generator=gen(6), interval=1, drop_fraction=0.3),
+                       opt, replaces_step=True).step(1)
+        SETUpdater(topo, generator=gen(7), interval=1, drop_fraction=0.3, drop_rule="paper").update(2, opt)
+        results.append(topo.param_mask(p).cpu())
+    assert torch.equal(*results)
