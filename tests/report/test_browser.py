@@ -112,7 +112,7 @@ def _problems(events: list[dict]) -> list[str]:
 
 
 @pytest.mark.parametrize("name, tables, images", [
-    ("sokar", ["returns", "costs", "steps_to_dense", "runs", "unfinished"], 2),
+    ("sokar", ["returns", "costs", "steps_to_dense", "runs", "unfinished"], 3),
     ("graesser", ["iqm", "improvement", "normalised", "runs", "unfinished"], 3),
 ])
 def test_dashboard_renders_offline_without_console_errors(reports, browser, name, tables, images):

@@ -20,7 +20,7 @@ def _files(out):
 
 
 @pytest.mark.parametrize("name, tables, pngs", [
-    ("sokar", SOKAR_TABLES, ["learning_curves_td3", "return_vs_flops_td3"]),
+    ("sokar", SOKAR_TABLES, ["learning_curves_td3", "return_vs_flops_td3", "return_vs_sparsity_td3"]),
     ("graesser", GRAESSER_TABLES, ["return_vs_sparsity_td3", "learning_curves_td3", "return_vs_flops_td3"]),
 ])
 def test_report_files(reports, name, tables, pngs):

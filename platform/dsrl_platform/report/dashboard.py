@@ -76,8 +76,8 @@ padding:0 1rem;color:#222}
 h1{margin-bottom:.2rem} .meta{color:#666;font-size:.9rem}
 nav a{margin-right:1rem}
 table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border-bottom:1px solid #ddd;padding:.25rem .6rem;text-align:right;white-space:nowrap}
-th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+th,td{border-bottom:1px solid #ddd;padding:.25rem .6rem;text-align:left;white-space:nowrap;
+font-variant-numeric:tabular-nums} th{background:#f4f4f4}
 .note{color:#555;font-size:.85rem;margin:.2rem 0} .files{font-size:.85rem}
 figure{margin:1rem 0} figure img{max-width:100%;border:1px solid #eee}
 figcaption{color:#555;font-size:.85rem} section{margin-bottom:2rem;overflow-x:auto}

@@ -75,10 +75,10 @@ class ExperimentData:
     flops: pd.DataFrame
 
     def finished_runs(self) -> pd.DataFrame:
-        return self.runs[self.runs["finished"]].reset_index(drop=True)
+        return self.runs.loc[self.runs["finished"]].reset_index(drop=True)
 
     def unfinished_runs(self) -> pd.DataFrame:
-        return self.runs[~self.runs["finished"]].reset_index(drop=True)
+        return self.runs.loc[~self.runs["finished"]].reset_index(drop=True)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def load_experiment(experiment: str, tracking_uri: str) -> ExperimentData:
         histories = list(pool.map(lambda run: _histories(client, run.info.run_id), trials))
     evals = _concat([h["return"] for h in histories], ["run_id", "step", "return"])
     flops = _concat([h["flops"] for h in histories], ["run_id", "step", "flops"])
-    runs = pd.DataFrame([_run_row(run) for run in trials], columns=_RUN_COLUMNS)
+    runs = pd.DataFrame([_run_row(run) for run in trials], columns=_RUN_COLUMNS).astype(_RUN_TYPES)
     last = evals.groupby("run_id")["step"].max()
     runs["last_step"] = runs["run_id"].map(last).astype("Int64")
     return ExperimentData(experiment, exp.experiment_id, tracking_uri,
@@ -160,6 +160,11 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
 _RUN_COLUMNS = ["run_id", "run_name", *IDENTITY, "variant", "sparsity", "eval_every", "final_evals",
                 "mlflow_status", "dsrl_status", "finished", "reason", "start_time",
                 *FINAL_METRICS]
+
+# Explicit types, so that an experiment with no runs still yields well-typed empty columns.
+_RUN_TYPES = {"seed": "Int64", "budget": "Int64", "eval_every": "Int64", "final_evals": "Int64",
+              "sparsity": "float64", "finished": "bool",
+              **{column: "float64" for column in FINAL_METRICS}}
 
 
 def _run_row(run: Run) -> dict:

@@ -51,6 +51,7 @@ class Analysis:
         and lca (sum of all evaluation returns / budget; Sokar et al. 2022)."""
         runs = self.data.finished_runs().copy()
         runs["method"] = [method_label(m, v) for m, v in zip(runs["method"], runs["variant"])]
+        runs = runs.sort_values(["algo", "env", "budget", "method", "seed"], ignore_index=True)
         runs["seed"] = runs["seed"].astype(int)
         runs["budget"] = runs["budget"].astype(int)
         runs["level"] = runs["sparsity"].round(self.options.sparsity_decimals)

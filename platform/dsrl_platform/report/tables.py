@@ -46,7 +46,7 @@ def fmt_int(x) -> str:
 
 
 def fmt_sci(x) -> str:
-    return DASH if _missing(x) else f"{x:.3g}" if abs(x) < 1e4 else f"{x:.2e}".replace("e+", "e")
+    return DASH if _missing(x) else f"{x:.2e}".replace("e+", "e")
 
 
 def fmt_rel(x) -> str:
@@ -111,7 +111,8 @@ def costs_table(a: Analysis) -> Table:
     cols["FLOPs vs dense"] = [fmt_rel(x) for x in s["flops_rel"]]
     notes = ["params: nonzero weights of actor and critics at the end of training (no biases, "
              "targets excluded); FLOPs: cumulative training FLOPs; both relative to dense of the "
-             "same algo × env × steps."]
+             "same algo × env × steps (FLOPs without a dense run: relative to the run's own "
+             "count of what dense would have spent)."]
     data = s[["algo", "env", "budget", "method", "level", "sparsity", "params", "params_rel",
               "flops", "flops_rel"]]
     return Table("costs", "Parameters and training FLOPs", data, _display(s, cols), notes)
@@ -152,6 +153,12 @@ def runs_table(a: Analysis) -> Table:
 
 
 # --- Graesser et al. 2022 ---------------------------------------------------------------------
+def _needs_dense(a: Analysis, frame: pd.DataFrame) -> list[str]:
+    if frame.empty and not a.runs.empty:
+        return ["Needs finished dense runs of the same algo × env × steps as the reference."]
+    return []
+
+
 def normalised_table(a: Analysis) -> Table:
     s = a.normalised_summary()
     cols = _key_columns(s)
@@ -161,7 +168,8 @@ def normalised_table(a: Analysis) -> Table:
     notes = ["Final return divided by the dense method's mean final return of the same algo × env "
              "× steps (Graesser et al. 2022). Where dense's mean is not positive: "
              "(R − R0)/(dense − R0), R0 = mean return at step 0."]
-    return Table("normalised", "Returns normalised by dense", s, _display(s, cols), notes)
+    return Table("normalised", "Returns normalised by dense", s, _display(s, cols),
+                 notes + _needs_dense(a, s))
 
 
 def iqm_table(a: Analysis) -> Table:
@@ -181,7 +189,7 @@ def iqm_table(a: Analysis) -> Table:
         notes.append(f"Published IQM: {published.GRAESSER}, SAC at 90% sparsity, read off a figure "
                      "(approximate; their score is the mean of the last 10% of evaluations).")
         notes.append(published.version_footnote(published.GRAESSER, list(a.runs["env"])))
-    return Table("iqm", "IQM of normalised returns", s, _display(s, cols), notes)
+    return Table("iqm", "IQM of normalised returns", s, _display(s, cols), notes + _needs_dense(a, s))
 
 
 def improvement_table(a: Analysis) -> Table:
@@ -193,7 +201,8 @@ def improvement_table(a: Analysis) -> Table:
     cols[f"{conf} CI"] = [fmt_ci(lo, hi, 3) for lo, hi in zip(s["ci_low"], s["ci_high"])]
     notes = ["P(X > Y) + ½·P(X = Y) over all pairs of a method's and dense's runs in one "
              "environment, averaged over environments; stratified-bootstrap CI."]
-    return Table("improvement", "Probability of improvement over dense", s, _display(s, cols), notes)
+    return Table("improvement", "Probability of improvement over dense", s, _display(s, cols),
+                 notes + _needs_dense(a, s))
 
 
 # --- data quality -----------------------------------------------------------------------------
