@@ -12,6 +12,7 @@ Experiment "synth" (td3, budget 100 steps, evaluations every 10 steps at 0..100,
   A labelled variant "ds:e200" (HalfCheetah-v4 only): R = 1.5t + 10s, sparsity 0.51, 500 params.
   Three unfinished runs with absurd returns: FAILED (no status tag), RUNNING (no status tag),
   FAILED with the finished tag. Two launch (parent) runs; the newer one gets the artifacts.
+Experiment "only-failed": one FAILED trial and nothing else.
 Experiment "sokar-1m" (td3 HalfCheetah-v4, 1e6 steps, evaluations every 5,000, final_evals 10):
   dense R(t) = 10000·t/1e6 + 100s, ds R(t) = 11000·t/1e6 + 100s, seeds 0 and 1; no launch run.
 """
@@ -26,7 +27,7 @@ from mlflow.entities import Metric, Param, RunTag
 
 from dsrl_platform import names
 
-SYNTH, SOKAR_1M = "synth", "sokar-1m"
+SYNTH, SOKAR_1M, ONLY_FAILED = "synth", "sokar-1m", "only-failed"
 ENV_A, ENV_B = "HalfCheetah-v4", "Pendulum-v1"
 BUDGET, EVERY, FINAL = 100, 10, 3
 STEPS = list(range(0, BUDGET + 1, EVERY))
@@ -134,6 +135,9 @@ def write_store(root) -> Store:
                     curve=lambda t, s: 10000 * t / 1e6 + 100 * s, **one_m)
         write_trial(client, sokar, method="ds", seed=seed, sparsity="0.51",
                     curve=lambda t, s: 11000 * t / 1e6 + 100 * s, **one_m)
+    failed = client.create_experiment(ONLY_FAILED, artifact_location=(root / "artifacts").as_uri())
+    write_trial(client, failed, method="ds", seed=0, status="FAILED", finished_tag=False,
+                last_step=20, **{**unfinished, "parent": None})
     return Store(uri, client, synth, sokar, newer, older)
 
 

@@ -4,7 +4,7 @@ import re
 
 import pandas as pd
 import pytest
-from report_synth import ENV_A, SOKAR_1M, SYNTH, row
+from report_synth import ENV_A, ONLY_FAILED, SOKAR_1M, SYNTH, row
 
 from dsrl_platform import names
 from dsrl_platform.cli import main
@@ -86,6 +86,17 @@ def test_artifacts_on_the_newest_launch_run(store, reports):
     launches = client.search_runs([store.sokar_id], f"tags.`{names.TAG_ROLE}` = 'launch'")
     assert len(launches) == 1
     assert client.list_artifacts(launches[0].info.run_id, "report/sokar2022")
+
+
+@pytest.mark.parametrize("dashboard", ["sokar2022", "graesser2022"])
+def test_an_experiment_without_finished_runs_still_reports(store, tmp_path, dashboard):
+    out = tmp_path / "r"
+    assert main(["report", ONLY_FAILED, "--dashboard", dashboard, "--out", str(out),
+                 "--tracking-uri", store.uri]) == 0
+    assert len(pd.read_csv(out / "tables" / "unfinished.csv")) == 1
+    assert pd.read_csv(out / "tables" / "runs.csv").empty
+    page = (out / "index.html").read_text()
+    assert "No rows." in page and "No finished runs to plot." in page
 
 
 def test_unknown_experiment_exits_2_naming_it(store, tmp_path, capsys):

@@ -45,7 +45,8 @@ class DashboardSpec(BaseModel):
     description: str = Field("", description="a paragraph under the heading")
     tables: list[TableName] = Field(default_factory=list, description=f"tables in order, from: {', '.join(TABLES)}")
     figures: list[FigureName] = Field(default_factory=list, description=f"figures in order, from: {', '.join(FIGURES)}")
-    sparsity_decimals: int = Field(2, ge=0, le=6, description="runs whose sparsity rounds to the same value share a row")
+    sparsity_decimals: int = Field(2, ge=0, le=6,
+                                   description="runs whose sparsity rounds to the same value share a row")
     bootstrap_reps: int = Field(stats.DEFAULT_REPS, ge=2000, description="stratified-bootstrap replicates")
     bootstrap_seed: int = Field(0, ge=0, description="seed of the bootstrap: the same report twice gives the same CIs")
     confidence: float = Field(stats.DEFAULT_CONFIDENCE, gt=0, lt=1, description="level of confidence intervals")

@@ -61,8 +61,9 @@ class ExperimentData:
     """Everything the report reads, as plain DataFrames.
 
     runs:  one row per trial run (finished or not): run_id, run_name, algo, method, variant
-           (the spec's label for a method listed twice, else ""), env, seed, budget, sparsity, eval_every, final_evals, mlflow_status, dsrl_status, finished,
-           reason, last_step, and the FINAL_METRICS columns.
+           (the spec's label for a method listed twice, else ""), env, seed, budget, sparsity,
+           eval_every, final_evals, mlflow_status, dsrl_status, finished, reason, start_time,
+           last_step, and the FINAL_METRICS columns.
     evals: run_id, step, return — evaluation returns, one row per step (last logged wins).
     flops: run_id, step, flops — cumulative training FLOPs, one row per step.
     """

@@ -3,9 +3,9 @@
 Rows are grouped by algo × env × budget × method × sparsity level; the dense group of the same
 algo × env × budget is every comparison's reference. A method listed twice in a spec carries a
 variant label and is shown as "method:label" (as the launcher names trials); the reference is
-the unlabelled dense method, and published numbers match unlabelled methods only. The sparsity level is the run's initial
-overall sparsity rounded to `sparsity_decimals`, so seeds of one configuration share a row even
-where λ-based masks differ in the last digits.
+the unlabelled dense method, and published numbers match unlabelled methods only.
+The sparsity level is the run's initial overall sparsity rounded to `sparsity_decimals`, so
+seeds of one configuration share a row even where λ-based masks differ in the last digits.
 """
 
 from __future__ import annotations
