@@ -63,6 +63,8 @@ def test_markdown_and_latex(reports):
     assert r"\toprule" in tex and r"\bottomrule" in tex
     steps = (out / "steps_to_dense.md").read_text()
     assert "| 50 | 50.0% |" in steps and "not reached" in steps
+    iqm = (reports["graesser"][0] / "tables" / "iqm.md").read_text()
+    assert "| td3 | 100 | ds | 51% | 6 | 2 | 1.491 | [" in iqm
 
 
 def test_published_values_beside_measured(reports):

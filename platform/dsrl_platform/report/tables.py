@@ -67,7 +67,10 @@ def _key_columns(frame: pd.DataFrame, env: bool = True) -> dict[str, list[str]]:
         cols["env"] = list(frame["env"])
     cols["steps"] = [fmt_int(b) for b in frame["budget"]]
     cols["method"] = list(frame["method"])
-    cols["sparsity"] = [fmt_pct(s) for s in frame["sparsity" if "sparsity" in frame else "level"]]
+    if "sparsity" in frame:  # mean over the seeds' exact initial sparsity
+        cols["sparsity"] = [fmt_pct(s) for s in frame["sparsity"]]
+    else:  # the rounded level that groups runs across environments
+        cols["sparsity"] = [DASH if _missing(s) else f"{100 * s:g}%" for s in frame["level"]]
     return cols
 
 
