@@ -113,13 +113,9 @@ def run_trial(config: dict[str, Any]) -> None:
 
 def _train(trainer: Any, sink: MlflowSink, cfg: RunConfig, checkpoint_every: int) -> None:
     """Report every evaluation to Tune; checkpoint every n-th and the last, then release metrics."""
-    clock = (time.monotonic(), trainer.step)
     for i, evaluation in enumerate(trainer.evaluations(), start=1):
-        now = time.monotonic()
-        speed = (evaluation.step - clock[1]) / max(now - clock[0], 1e-9)
-        clock = (now, evaluation.step)
         result = {"step": evaluation.step, "budget": cfg.steps, "eval_return": evaluation.return_mean,
-                  "eval_return_std": evaluation.return_std, "steps_per_s": speed}
+                  "eval_return_std": evaluation.return_std}
         if i % checkpoint_every and evaluation.step < cfg.steps:
             tune.report(result)
             continue
@@ -179,6 +175,7 @@ def launch(spec: ExperimentSpec, trials: list[Trial], spec_path: Path, opts: Lau
         tracker.end_launch(parent_id, FINISHED)
         return LaunchResult("finished", len(trials), len(trials), parent_id, None)
 
+    _quiet_ray()
     res = spec.resources
     cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else res.cpus_per_trial
     gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else res.gpus_per_trial
@@ -242,6 +239,14 @@ def _experiment_dir(storage: str, name: str, key: str, uri: str) -> str:
     """Named after the grid and the store: the same command finds the same Tune experiment."""
     digest = hashlib.sha256(f"{key} {uri}".encode()).hexdigest()[:8]
     return f"{storage.rstrip('/')}/{_slug(name)}-{digest}"
+
+
+def _quiet_ray() -> None:
+    """Our own progress lines replace Tune's tables; a checkpoint per evaluation is intended."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no tables at all
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # "Failed to fetch metrics for N trials": trials that had not reported yet; not a problem.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
 def _init_ray(opts: LaunchOptions, cpus_per_trial: float) -> None:
@@ -335,21 +340,31 @@ class ProgressCallback(tune.Callback):
 
     def __init__(self, total: int, done_before: list[progress.TrialState], every_s: float):
         self.total, self.done_before, self.every_s = total, done_before, every_s
-        self._start = self._last = 0.0
+        self.setup()
 
     def setup(self, **info: Any) -> None:
-        self._start = time.monotonic()
-        self._last = self._start
+        self._start = self._last = time.monotonic()
+        self._seen: dict[str, tuple[float, int]] = {}  # trial id -> (time, step) of its last result
+        self._speed: dict[str, float] = {}  # trial id -> steps/s between its last two results
+
+    def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any) -> None:
+        now, step = time.monotonic(), int(result.get("step", 0))
+        if trial.trial_id in self._seen:  # the first result after a (re)start has no interval
+            t0, s0 = self._seen[trial.trial_id]
+            self._speed[trial.trial_id] = (step - s0) / max(now - t0, 1e-9)
+        self._seen[trial.trial_id] = (now, step)
 
     def _states(self, trials: list[Any]) -> list[progress.TrialState]:
         states = list(self.done_before)
         for trial in trials:
             t, r = trial.config["trial"], trial.last_result or {}
             status = _TUNE_STATUS.get(trial.status, "pending")
+            if status == "done" and not r.get("done"):  # stopped by an interruption, not finished
+                status = "pending"
             step = t["budget"] if status == "done" else int(r.get("step", 0))
+            speed = self._speed.get(trial.trial_id) if status == "running" else None
             states.append(progress.TrialState(
-                t["name"], t["group"], t["env"], status, step, t["budget"], r.get("eval_return"),
-                r.get("steps_per_s") if status == "running" else None))
+                t["name"], t["group"], t["env"], status, step, t["budget"], r.get("eval_return"), speed))
         return states
 
     def _print(self, trials: list[Any]) -> None:

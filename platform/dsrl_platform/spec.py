@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import yaml
 from pydantic import (
@@ -361,7 +361,7 @@ def _one(e: dict[str, Any]) -> str:
         loc += [ctx_err.index, *filter(None, ctx_err.subpath.split("."))]
         msg = ctx_err.problem
     if e["type"] == "extra_forbidden":
-        msg = "unknown key" + _suggest(str(loc[-1]))
+        msg = "unknown key" + _suggest(str(loc[-1]), _model_at(loc[:-1]))
     elif e["type"] == "missing":
         msg = "required key is missing"
     value = e.get("input")
@@ -382,17 +382,33 @@ def _key_path(loc: Iterable[Any]) -> str:
     return out or "top level"
 
 
-def _known_keys() -> list[str]:
-    keys = set(RunConfig.model_fields)
-    for model in (ExperimentSpec, Grid, MethodEntry, When, Override, Resources):
-        keys |= set(model.model_fields)
-    return sorted(keys)
+def _model_at(loc: list[Any]) -> type[BaseModel] | None:
+    """The spec model that holds the key at `loc` (to suggest its own keys)."""
+    model: type[BaseModel] | None = ExperimentSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        model = _model_in(model.model_fields[part].annotation)
+    return model
 
 
-def _suggest(key: str) -> str:
-    if key in AXES:
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _suggest(key: str, model: type[BaseModel] | None) -> str:
+    if key in AXES and model is RunOptions:
         return f" here ({key} is a grid axis: list it under grid.{key})"
-    close = difflib.get_close_matches(key, _known_keys(), n=2)
+    known = list(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(key, known, n=2)
     return f" (did you mean {' or '.join(close)}?)" if close else ""
 
 

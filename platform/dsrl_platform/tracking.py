@@ -21,6 +21,7 @@ This is the only module (with report/data.py) that imports MLflow.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -107,6 +108,7 @@ def _client(uri: str):
         os.environ.setdefault(key, value)
     from mlflow import MlflowClient
 
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # "Creating initial MLflow database tables…"
     return MlflowClient(tracking_uri=uri)
 
 
@@ -258,7 +260,7 @@ class Tracker:
     def end_trial(self, run_id: str, status: str) -> None:
         """Mark an unfinished trial's run FAILED or KILLED (a relaunch sets it running again)."""
         run = self.client.get_run(run_id)
-        if run.info.status == RUNNING and not is_finished(run):
+        if run.info.status != status and not is_finished(run):
             self.client.set_terminated(run_id, status=status)
 
     def eval_history(self, run_id: str) -> list[tuple[int, float, int]]:
