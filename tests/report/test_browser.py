@@ -1,16 +1,19 @@
 """index.html opened from disk in headless Chromium (Debian's `chromium`): tables and figures
 show, and the page logs no console error, exception or failed load.
 
-Driven over the DevTools protocol with the `websockets` client already in the venv.
+Driven over the DevTools protocol through `--remote-debugging-pipe` (JSON messages separated by
+NUL bytes on file descriptors 3 and 4): no network port, no websocket library.
 """
 
+import contextlib
+import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
@@ -19,7 +22,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
                                 "(apt-get install -y chromium; .ci/run installs it)")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--remote-debugging-port=0", "--remote-allow-origins=*"]
+         "--disable-dev-shm-usage", "--remote-debugging-pipe"]
 TIMEOUT_S = 30
 
 # Everything the test needs to know about the page, read inside the browser.
@@ -35,10 +38,13 @@ PROBE = """JSON.stringify({
 
 
 class DevTools:
-    """The smallest DevTools client: send commands, collect events."""
+    """The smallest DevTools client: one page session; send commands, collect its events."""
 
-    def __init__(self, ws):
-        self.ws, self.next_id, self.events = ws, 0, []
+    def __init__(self, to_browser: int, from_browser: int):
+        self.out, self.inp, self.buf = to_browser, from_browser, b""
+        self.next_id, self.session, self.events = 0, None, []
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         for domain in ("Runtime", "Log", "Page", "Network"):
             self.call(f"{domain}.enable")
 
@@ -51,43 +57,64 @@ class DevTools:
 
     def call(self, method: str, **params):
         self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        msg = {"id": self.next_id, "method": method, "params": params}
+        if self.session:
+            msg["sessionId"] = self.session
+        os.write(self.out, json.dumps(msg).encode() + b"\0")
         while True:
-            msg = json.loads(self.ws.recv(timeout=TIMEOUT_S))
-            if msg.get("id") == self.next_id:
-                assert "error" not in msg, msg
-                return msg["result"]
-            self.events.append(msg)
+            reply = self._receive()
+            if reply.get("id") == self.next_id:
+                assert "error" not in reply, reply
+                return reply["result"]
+            self._keep(reply)
 
     def wait_for(self, method: str):
-        deadline = time.monotonic() + TIMEOUT_S
         while not any(e.get("method") == method for e in self.events):
-            self.events.append(json.loads(self.ws.recv(timeout=max(deadline - time.monotonic(), 0.1))))
-        return next(e for e in self.events if e.get("method") == method)
+            self._keep(self._receive())
+
+    def _keep(self, msg: dict) -> None:
+        if msg.get("sessionId") == self.session:  # events of our page only
+            self.events.append(msg)
+
+    def _receive(self) -> dict:
+        deadline = time.monotonic() + TIMEOUT_S
+        while b"\0" not in self.buf:
+            ready, _, _ = select.select([self.inp], [], [], max(deadline - time.monotonic(), 0))
+            assert ready, "no answer from chromium"
+            chunk = os.read(self.inp, 1 << 20)
+            assert chunk, "chromium closed the DevTools pipe"
+            self.buf += chunk
+        msg, self.buf = self.buf.split(b"\0", 1)
+        return json.loads(msg)
+
+
+def _above_9(fd: int) -> int:
+    """The same pipe end on a descriptor > 9, so that redirecting onto 3 and 4 clobbers neither."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from websockets.sync.client import connect
-
     profile = tmp_path_factory.mktemp("chromium") / "profile"
-    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd_r, cmd_w = os.pipe()  # we write commands; chromium reads them on fd 3
+    ev_r, ev_w = os.pipe()  # chromium writes replies and events on fd 4
+    cmd_r, ev_w = _above_9(cmd_r), _above_9(ev_w)
+    proc = subprocess.Popen(
+        ["bash", "-c", f'exec "$0" "$@" 3<&{cmd_r} 4>&{ev_w}', CHROMIUM, *FLAGS,  # dash: fds 0-9 only
+         f"--user-data-dir={profile}", "about:blank"],
+        pass_fds=(cmd_r, ev_w), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    os.close(cmd_r)
+    os.close(ev_w)
     try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + TIMEOUT_S
-        while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
-            assert proc.poll() is None, f"chromium exited with {proc.returncode}"
-            assert time.monotonic() < deadline, "chromium did not open its DevTools port"
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=TIMEOUT_S) as r:
-            page = next(t for t in json.load(r) if t["type"] == "page")
-        with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=TIMEOUT_S) as ws:
-            yield DevTools(ws)
+        yield DevTools(cmd_w, ev_r)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the process group this fixture started
+        os.close(cmd_w)
+        os.close(ev_r)
+        with contextlib.suppress(ProcessLookupError):  # the process group this fixture started
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
