@@ -39,8 +39,9 @@ def tex_escape(s: str) -> str:
 
 def latex(t: Table) -> str:
     cols = list(t.display.columns)
-    lines = [f"% {tex_escape(t.title)}", r"\begin{tabular}{" + "l" * max(len(cols), 1) + "}",
-             r"\toprule", " & ".join(tex_escape(c) for c in cols) + r" \\", r"\midrule"]
+    lines = [f"% {tex_escape(t.title)} (needs \\usepackage{{booktabs}})",
+             r"\begin{tabular}{" + "l" * max(len(cols), 1) + "}", r"\toprule",
+             " & ".join(tex_escape(c) for c in cols) + r" \\", r"\midrule"]
     if t.display.empty:
         lines.append(rf"\multicolumn{{{max(len(cols), 1)}}}{{l}}{{{EMPTY}}} \\")
     lines.extend(" & ".join(tex_escape(v) for v in row) + r" \\"
