@@ -93,7 +93,7 @@ class RunConfig(BaseModel):
     prune_start: int | None = Field(None, ge=0, description="prune: environment step where pruning begins (0.2·steps)")
     prune_end: int | None = Field(None, ge=0, description="prune: environment step where the target sparsity is reached (0.8·steps)")
     prune_interval: int = Field(1000, gt=0, description="prune: gradient steps between mask updates")
-    sparse_targets: bool | None = Field(None, description="keep target networks as sparse as the online ones (Sokar; default on for ds)")
+    sparse_targets: Literal["off", "topk", "mask"] | None = Field(None, description="target networks' sparsity: topk keeps each target layer's k largest weights, k = online nonzeros (Sokar; default for ds); mask multiplies targets by the online masks (cheaper); off")
     update_replaces_step: bool | None = Field(None, description="a topology update replaces that step's gradient update (Graesser: on for set/rigl)")
 
     # --- execution -----------------------------------------------------------------------
@@ -152,7 +152,7 @@ class RunConfig(BaseModel):
             set_("topology_end", int(0.8 * c.steps))
         set_("prune_start", int(0.2 * c.steps))
         set_("prune_end", int(0.8 * c.steps))
-        set_("sparse_targets", c.method == "ds")
+        set_("sparse_targets", "topk" if c.method == "ds" else "off")
         set_("update_replaces_step", c.method in ("set", "rigl"))
         if c.method == "prune" and not c.prune_start < c.prune_end:
             raise ValueError(f"prune_end: must come after prune_start ({c.prune_start} >= {c.prune_end})")

@@ -135,7 +135,8 @@ def test_keep_largest_equals_stable_sort():
         assert torch.equal(view, want), trial
 
 
-def test_sparsify_target_equals_brute_force_top_k(monkeypatch):
+@pytest.mark.parametrize("pass_tau", [False, True])
+def test_sparsify_target_equals_brute_force_top_k(monkeypatch, pass_tau):
     """Random soft updates, optimizer-like noise and topology changes: the shortcut version
     must give exactly the weights of doing the full top-k after every soft update."""
     torch.manual_seed(0)
@@ -154,8 +155,16 @@ def test_sparsify_target_equals_brute_force_top_k(monkeypatch):
 
     fast_layers, slow_layers = target_layers(fast), target_layers(slow)
     sorts = []
-    real = topology_mod._keep_largest_
-    monkeypatch.setattr(topology_mod, "_keep_largest_", lambda w, k: (sorts.append(step), real(w, k)))
+    real = topology_mod._keep_largest_off_mask_
+
+    def keep(w, k, off, bound=None):  # records the steps at which weights were actually cut
+        before = int(torch.count_nonzero(w))
+        done = real(w, k, off, bound)
+        if int(torch.count_nonzero(w)) < before:
+            sorts.append(step)
+        return done
+
+    monkeypatch.setattr(topology_mod, "_keep_largest_off_mask_", keep)
     tau = 0.3
     for step in range(60):
         with torch.no_grad():
@@ -175,7 +184,7 @@ def test_sparsify_target_equals_brute_force_top_k(monkeypatch):
             for p, f, s in zip(params, fast, slow):
                 f.mul_(1 - tau).add_(tau * p)
                 s.mul_(1 - tau).add_(tau * p)
-        sparsify_target_(fast_layers, online)
+        sparsify_target_(fast_layers, online, tau if pass_tau else None)
         for la, k in zip(slow_layers, online.nnz()):  # brute force: always the full top-k
             brute_force_top_k_(la.weight, k)
         for f, s in zip(fast, slow):
@@ -194,9 +203,17 @@ def test_sparsify_target_skips_in_the_steady_state(monkeypatch):
     target = 2 * p.detach() + 1e-6 * (1 - online.mask(0))
     layers = [SparseLayer("a", target)]
     checks, sorts = [], []
-    real_check, real_keep = topology_mod._has_weights_outside, topology_mod._keep_largest_
-    monkeypatch.setattr(topology_mod, "_has_weights_outside", lambda w, m: checks.append(1) or real_check(w, m))
-    monkeypatch.setattr(topology_mod, "_keep_largest_", lambda w, k: sorts.append(k) or real_keep(w, k))
+    real_keep = topology_mod._keep_largest_off_mask_
+
+    def keep(w, k, off, bound=None):
+        checks.append(1)
+        before = int(torch.count_nonzero(w))
+        done = real_keep(w, k, off, bound)
+        if int(torch.count_nonzero(w)) < before:
+            sorts.append(k)
+        return done
+
+    monkeypatch.setattr(topology_mod, "_keep_largest_off_mask_", keep)
     sparsify_target_(layers, online)
     assert sorts == [32] and int(torch.count_nonzero(target)) == 32
     n = len(checks)

@@ -29,6 +29,8 @@ class SparseLayer:
     # Used by sparsify_target_ on target layers: the online topology version at which this
     # layer's support was last found inside the online mask.
     _in_mask_at: int | None = field(default=None, init=False, repr=False, compare=False)
+    _off_mask_at: int | None = field(default=None, init=False, repr=False, compare=False)
+    _off_mask: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -183,11 +185,47 @@ def _keep_largest_(w: torch.Tensor, k: int) -> None:
     w.masked_fill_(drop.view(w.shape), 0.0)
 
 
-def _has_weights_outside(w: torch.Tensor, mask: torch.Tensor) -> bool:
-    return bool(w.masked_select(mask == 0).any())
+def _keep_largest_off_mask_(w: torch.Tensor, k: int, off: torch.Tensor,
+                            entry_bound: torch.Tensor | None = None) -> bool:
+    """`_keep_largest_(w, k)` where `off` (flat float, 1 off the online mask) marks the
+    positions the online layer does not use; returns True when no weight is left there.
+
+    Let θ be the largest |w| off the mask. The online layer has k connections, so at least
+    nnz − k nonzeros lie off the mask, all ≤ θ: any entry > θ has nnz − k entries below it and
+    survives. The selection therefore runs only among the few nonzeros ≤ θ (old weights of
+    dropped connections, tiny new ones), with the same tie rule as `_keep_largest_` (the lower
+    flat index stays): a few elementwise passes instead of a selection over the layer.
+
+    `entry_bound` tightens θ after a soft update θ' ← (1−τ)θ' + τθ: the weights that just
+    entered the target (zero before, now τ·w_online) are ≤ τ·max|w_online|, and there are at
+    least nnz − k of them, so that bound works as well — and it is tiny, while old weights of
+    dropped connections decay slowly and keep θ large.
+    """
+    a = w.abs().reshape(-1)
+    theta = (a * off).max()
+    if theta == 0:
+        return True
+    if entry_bound is not None:
+        theta = torch.minimum(theta, entry_bound)
+    nonzero = a > 0
+    n_drop = int(nonzero.sum()) - k
+    if n_drop <= 0:
+        return False
+    candidates = (nonzero & (a <= theta)).nonzero().squeeze(1)
+    values = a[candidates]
+    v = torch.kthvalue(values, n_drop).values
+    drop = values < v
+    ties = (values == v).nonzero().squeeze(1)
+    drop[ties[ties.numel() - (n_drop - int(drop.sum())):]] = True
+    dropped = candidates[drop]
+    flat = torch.zeros_like(nonzero)
+    flat[dropped] = True
+    w.masked_fill_(flat.view(w.shape), 0.0)
+    # every nonzero off the mask was a candidate: are any of them still standing?
+    return bool(off[candidates].sum() == off[dropped].sum())
 
 
-def sparsify_target_(target_layers: list[SparseLayer], online: Topology) -> None:
+def sparsify_target_(target_layers: list[SparseLayer], online: Topology, tau: float | None = None) -> None:
     """Sokar et al. 2022: after each soft target update θ' ← τθ + (1−τ)θ', every target layer
     keeps only its k largest-magnitude weights, k = the online layer's number of connections,
     so the target networks stay as sparse as the online ones.
@@ -205,16 +243,15 @@ def sparsify_target_(target_layers: list[SparseLayer], online: Topology) -> None
     """
     if len(target_layers) != len(online.layers):
         raise ValueError(f"target_layers: {len(target_layers)} layers for {len(online.layers)} online layers")
-    version = online.version
+    version, nnz = online.version, online.nnz()
     with torch.no_grad():
         for i, layer in enumerate(target_layers):
             if layer._in_mask_at == version:
                 continue
-            w, mask = layer.weight, online.mask(i)
-            if _has_weights_outside(w, mask):
-                k = online.nnz()[i]
-                if int(torch.count_nonzero(w)) > k:
-                    _keep_largest_(w, k)
-                if _has_weights_outside(w, mask):
-                    continue
-            layer._in_mask_at = version
+            if layer._off_mask_at != version:  # the online mask changed: recompute its complement
+                layer._off_mask = (1.0 - online.mask(i)).reshape(-1)
+                layer._off_mask_at = version
+            # with τ < 1, new entries are τ·w_online (the 1e-6 slack only widens the candidates)
+            bound = None if tau is None or tau >= 1 else online.layers[i].weight.abs().max() * (tau * (1 + 1e-6))
+            if _keep_largest_off_mask_(layer.weight, nnz[i], layer._off_mask, bound):
+                layer._in_mask_at = version

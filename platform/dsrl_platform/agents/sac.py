@@ -1,0 +1,65 @@
+"""SAC (Haarnoja et al. 2018) with a fixed temperature α, as in Sokar et al.'s appendix.
+
+Per gradient step: critic regression to the soft clipped double-Q target, actor update on
+the reparameterised tanh-Gaussian policy; targets move by τ every `target_update_every` steps
+(DS-SAC: a hard copy every 1000).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+from dsrl_platform.agents.base import OffPolicyAgent, frozen
+
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
+
+
+class SAC(OffPolicyAgent):
+    actor_out_dim_factor = 2  # mean and log-std
+
+    def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """A tanh-squashed Gaussian action in [-1, 1] and its log-probability."""
+        mean, log_std = self.actor(obs).chunk(2, dim=-1)
+        if deterministic:
+            return torch.tanh(mean), torch.zeros(mean.shape[0], device=self.device)
+        log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
+        eps = torch.randn(mean.shape, generator=self.noise, device=self.device)
+        pre_tanh = mean + log_std.exp() * eps
+        action = torch.tanh(pre_tanh)
+        # log N(pre_tanh) − Σ log(1 − tanh²), the latter in the stable form 2(log2 − u − softplus(−2u)).
+        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob -= (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
+        return action, log_prob
+
+    def policy(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+        return self.scale(self.sample(obs, deterministic=not explore)[0])
+
+    def actor_updates_per_grad_step(self) -> float:
+        return 1.0
+
+    def update(self, batch) -> dict[str, float]:
+        cfg = self.cfg
+        obs, action, reward, next_obs, not_done = batch
+        self.grad_step += 1
+
+        with torch.no_grad():
+            next_action, next_log_prob = self.sample(next_obs)
+            q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=0).values
+            y = reward.squeeze(1) + cfg.gamma * not_done.squeeze(1) * (q_next - cfg.alpha * next_log_prob)
+
+        q = self.critic(obs, action)
+        critic_loss = F.mse_loss(q[0], y) + F.mse_loss(q[1], y)
+        self.critic_step(critic_loss)
+
+        new_action, log_prob = self.sample(obs)
+        with frozen(self.critic):
+            q_new = self.critic(obs, self.scale(new_action)).min(dim=0).values
+        actor_loss = (cfg.alpha * log_prob - q_new).mean()
+        self.actor_step(actor_loss)
+
+        if self.grad_step % cfg.target_update_every == 0:
+            self.update_targets(cfg.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
