@@ -99,12 +99,11 @@ class RunConfig(BaseModel):
     # --- execution -----------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
     threads: int = Field(1, gt=0, description="torch intra-op threads")
-    log_every: int = Field(1000, gt=0, description="environment steps between cost/sparsity metric points")
 
     @model_validator(mode="after")
     def _check_consistency(self) -> "RunConfig":
         if self.steps <= self.warmup_steps:
-            raise ValueError(f"steps ({self.steps}) must exceed warmup_steps ({self.warmup_steps})")
+            raise ValueError(f"steps: the budget ({self.steps}) must exceed warmup_steps ({self.warmup_steps})")
         if self.method == "dense" and any(
             v is not None for v in (self.sparsity, self.actor_sparsity, self.critic_sparsity)
         ):
@@ -185,8 +184,10 @@ def parse_assignments(pairs: list[str]) -> dict[str, object]:
 def first_error(err: ValidationError, prefix: str = "") -> str:
     """One line naming the option and the problem, from a pydantic error."""
     e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"]) or "config"
     msg = e["msg"].removeprefix("Value error, ")
+    if not e["loc"]:  # a model-level check: its message starts with the option's name
+        return f"{prefix}{msg}"
+    where = ".".join(str(p) for p in e["loc"])
     value = e.get("input")
     shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
     return f"{prefix}{where}: {msg}{shown}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass, field
 
@@ -11,10 +12,12 @@ import numpy as np
 
 def check_env_id(env_id: str, field_name: str = "env") -> None:
     """Cheap registry check (no simulator started); ValueError naming the field."""
-    if env_id in gym.envs.registry:
+    spec = gym.envs.registry.get(env_id)
+    if spec is not None and "mujoco_py" not in str(spec.entry_point):
         return
     family = env_id.split("-")[0]
-    versions = sorted(k for k in gym.envs.registry if k.split("-")[0] == family)
+    versions = sorted(k for k, v in gym.envs.registry.items()
+                      if k.split("-")[0] == family and "mujoco_py" not in str(v.entry_point))
     hint = f" (available: {', '.join(versions)})" if versions else ""
     old = " MuJoCo -v2/-v3 need mujoco-py, which gymnasium no longer supports; use -v4 (same curves as v3) or -v5." if env_id.endswith(("-v2", "-v3")) and versions else ""
     raise ValueError(f"{field_name}: unknown environment {env_id!r}{hint}.{old}")
@@ -28,6 +31,16 @@ def make_env(env_id: str) -> gym.Env:
     if not isinstance(env.action_space, gym.spaces.Box):
         raise ValueError(f"env: {env_id} has a discrete action space; td3 and sac need continuous actions")
     return env
+
+
+@functools.lru_cache(maxsize=None)
+def env_dims(env_id: str) -> tuple[int, int]:
+    """(observation size, action size), from the spaces of a freshly made env."""
+    env = make_env(env_id)
+    try:
+        return env.observation_space.shape[0], env.action_space.shape[0]
+    finally:
+        env.close()
 
 
 @dataclass

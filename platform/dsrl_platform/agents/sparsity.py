@@ -77,6 +77,23 @@ UPDATER_BUILDERS = {
 }
 
 
+def check_densities(cfg: RunConfig, obs_dim: int, act_dim: int) -> None:
+    """Raise ValueError naming the option if a network's layer densities are impossible
+    (e.g. a λ giving density > 1); builds only the weight shapes, not an agent."""
+    from dsrl_platform.agents import ALGORITHMS
+    from dsrl_platform.agents.networks import MLP, TwinCritic
+
+    cfg = cfg.resolve()
+    if cfg.method == "dense":
+        return
+    g = torch.Generator().manual_seed(0)
+    out_dim = act_dim * ALGORITHMS[cfg.algo].actor_out_dim_factor
+    for net, sparsity in ((MLP(obs_dim, cfg.hidden_sizes, out_dim, g, "actor"), cfg.actor_sparsity),
+                          (TwinCritic(obs_dim + act_dim, cfg.hidden_sizes, g), cfg.critic_sparsity)):
+        layers = net.weight_layers()
+        _densities(cfg, [w for w in layers if cfg.sparse_layers == "all" or not w.is_output], sparsity)
+
+
 def build_network_sparsity(
     layers: list[WeightLayer], optimizer: torch.optim.Optimizer, cfg: RunConfig,
     sparsity: float | None, generator: torch.Generator,
