@@ -13,11 +13,14 @@ raises `SpecError` (a `ValueError`, exit code 2 in the CLI) reading `<file>: <ke
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import functools
 import hashlib
 import itertools
 import json
 import re
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -343,8 +346,11 @@ def load_spec(path: str | Path) -> ExperimentSpec:
 
 
 def load_trials(path: str | Path) -> tuple[ExperimentSpec, list[Trial]]:
+    """Parse, validate and expand a spec; every trial is checked down to its layer densities."""
     spec = load_spec(path)
-    return spec, spec.trials(str(path))
+    trials = spec.trials(str(path))
+    check_buildable(trials, str(path))
+    return spec, trials
 
 
 def _describe(err: ValidationError, path: Path) -> str:
@@ -455,6 +461,40 @@ def expand(spec: ExperimentSpec, source: str = "<spec>") -> list[Trial]:
         if not hit:
             raise SpecError(f"{source}: overrides[{i}].when: matches no trial of the grid")
     return trials
+
+
+_SEED_FREE = {"seed", "steps", "topology_end", "prune_start", "prune_end"}
+
+
+def check_buildable(trials: list[Trial], source: str = "<spec>") -> None:
+    """What only the networks' shapes reveal, e.g. a λ that asks a layer for density > 1.
+
+    One check per distinct sparse configuration (seeds and budgets do not change shapes).
+    """
+    from dsrl_platform.agents.sparsity import check_densities  # lazy: imports torch
+
+    seen: set[str] = set()
+    for t in trials:
+        if t.config.method == "dense":
+            continue
+        key = json.dumps(t.resolved.model_dump(mode="json", exclude=_SEED_FREE), sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            check_densities(t.config, *_env_dims(t.config.env))
+        except ValueError as err:
+            raise SpecError(f"{source}: grid: trial {t.name}: {err}") from None
+
+
+@functools.cache
+def _env_dims(env: str) -> tuple[int, int]:
+    from dsrl_platform.envs import env_dims
+
+    # MuJoCo writes its warnings (e.g. Humanoid's deprecated settotalmass) to MUJOCO_LOG.TXT
+    # in the working directory; validating a spec must leave no file behind.
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+        return env_dims(env)
 
 
 def launch_key(spec: ExperimentSpec, trials: list[Trial]) -> str:
