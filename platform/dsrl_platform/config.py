@@ -89,7 +89,7 @@ class RunConfig(BaseModel):
     drop_fraction: float | None = Field(None, gt=0, lt=1, description="fraction of connections dropped per update (ds-td3 0.05, ds-sac 0.1, set/rigl 0.5)")
     drop_schedule: Literal["constant", "cosine"] | None = Field(None, description="drop fraction over time: constant (Sokar) or cosine decay to 0 (Graesser)")
     drop_rule: Literal["paper", "code"] = Field("paper", description="ds: 'paper' drops η·nnz split half positive/half negative; 'code' drops η of each sign")
-    topology_end: int | None = Field(None, ge=0, description="environment step after which the topology is frozen (ds: steps - 50000; set/rigl: 0.8·steps)")
+    topology_end: int | None = Field(None, ge=0, description="environment step after which the topology is frozen (ds: 0.95·steps, Sokar's code stops 50k of 1M before the end; set/rigl: 0.8·steps)")
     prune_start: int | None = Field(None, ge=0, description="prune: environment step where pruning begins (0.2·steps)")
     prune_end: int | None = Field(None, ge=0, description="prune: environment step where the target sparsity is reached (0.8·steps)")
     prune_interval: int = Field(1000, gt=0, description="prune: gradient steps between mask updates")
@@ -146,7 +146,7 @@ class RunConfig(BaseModel):
         set_("drop_fraction", (0.05 if td3 else 0.1) if c.method == "ds" else 0.5)
         set_("drop_schedule", "cosine" if graesser else "constant")
         if c.method == "ds":
-            set_("topology_end", max(c.steps - 50_000, 0))
+            set_("topology_end", int(0.95 * c.steps))
         else:
             set_("topology_end", int(0.8 * c.steps))
         set_("prune_start", int(0.2 * c.steps))

@@ -135,8 +135,8 @@ def test_keep_largest_equals_stable_sort():
         assert torch.equal(view, want), trial
 
 
-@pytest.mark.parametrize("pass_tau", [False, True])
-def test_sparsify_target_equals_brute_force_top_k(monkeypatch, pass_tau):
+@pytest.mark.parametrize("pass_tau,tau", [(False, 0.3), (True, 0.3), (True, 0.01)])
+def test_sparsify_target_equals_brute_force_top_k(monkeypatch, pass_tau, tau):
     """Random soft updates, optimizer-like noise and topology changes: the shortcut version
     must give exactly the weights of doing the full top-k after every soft update."""
     torch.manual_seed(0)
@@ -165,7 +165,6 @@ def test_sparsify_target_equals_brute_force_top_k(monkeypatch, pass_tau):
         return done
 
     monkeypatch.setattr(topology_mod, "_keep_largest_off_mask_", keep)
-    tau = 0.3
     for step in range(60):
         with torch.no_grad():
             for p in params:

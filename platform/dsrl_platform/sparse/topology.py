@@ -202,11 +202,10 @@ def _keep_largest_off_mask_(w: torch.Tensor, k: int, off: torch.Tensor,
     dropped connections decay slowly and keep θ large.
     """
     a = w.abs().reshape(-1)
-    theta = (a * off).max()
-    if theta == 0:
+    off_max = (a * off).max()
+    if off_max == 0:
         return True
-    if entry_bound is not None:
-        theta = torch.minimum(theta, entry_bound)
+    theta = off_max if entry_bound is None else torch.minimum(off_max, entry_bound)
     nonzero = a > 0
     n_drop = int(nonzero.sum()) - k
     if n_drop <= 0:
@@ -221,8 +220,8 @@ def _keep_largest_off_mask_(w: torch.Tensor, k: int, off: torch.Tensor,
     flat = torch.zeros_like(nonzero)
     flat[dropped] = True
     w.masked_fill_(flat.view(w.shape), 0.0)
-    # every nonzero off the mask was a candidate: are any of them still standing?
-    return bool(off[candidates].sum() == off[dropped].sum())
+    # done when no weight is left off the mask: none above θ, and every candidate off it dropped
+    return bool(off_max <= theta) and bool(off[candidates].sum() == off[dropped].sum())
 
 
 def sparsify_target_(target_layers: list[SparseLayer], online: Topology, tau: float | None = None) -> None:
