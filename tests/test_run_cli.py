@@ -1,0 +1,69 @@
+"""`dsrl-platform run` and `bench` as a user calls them: a real subprocess, exit codes, files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+TINY = ["--env", "Pendulum-v1", "--steps", "600", "--set", "warmup_steps=200", "--set", "eval_every=200",
+        "--set", "eval_episodes=1", "--set", "hidden_sizes=[32,32]", "--set", "batch_size=32"]
+
+
+def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dsrl_platform.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--env", "NoSuchEnv-v0"], "env"),
+    (["--env", "Hopper-v3"], "env"),
+    (["--algo", "ppo"], "algo"),
+    (["--method", "magic"], "method"),
+    (["--method", "ds", "--set", "sparsity=1.0"], "sparsity"),
+    (["--method", "ds", "--set", "sparsity=-0.1"], "sparsity"),
+    (["--method", "ds", "--set", "lambda1=500"], "lambda1"),
+    (["--steps", "1000"], "steps"),
+    (["--set", "batch_size=many"], "batch_size"),
+    (["--set", "no_such_option=1"], "no_such_option"),
+])
+def test_bad_input_is_one_line_naming_the_option_and_exit_2(tmp_path, args, field):
+    result = cli("run", *args, "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "WARN" not in line]
+    assert len(lines) == 1 and field in lines[0], result.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_run_writes_results_prints_json_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    result = cli("run", "--algo", "td3", "--method", "ds", *TINY, "--out", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary == json.loads((out / "summary.json").read_text())
+    assert {"final_return", "lca", "params_total", "train_flops", "sparsity"} <= set(summary)
+    assert (out / "checkpoint" / "state.pt").exists()
+    curve = (out / "evaluations.csv").read_text().splitlines()
+    assert curve[0].startswith("step,return_mean") and [r.split(",")[0] for r in curve[1:]] == ["0", "200", "400", "600"]
+    assert "return" in result.stderr and "step" in result.stderr  # progress shown
+    assert json.loads((out / "config.json").read_text())["drop_fraction"] == 0.05  # resolved defaults
+    layers = json.loads((out / "layers.json").read_text())
+    assert layers["actor.2"] == 0.0 and layers["actor.1"] > 0
+
+    again = cli("run", "--algo", "td3", "--method", "ds", *TINY, "--out", str(out))
+    assert again.returncode == 2 and "--out" in again.stderr  # a finished run is never overwritten
+    resumed = cli("run", "--algo", "td3", "--method", "ds", *TINY, "--out", str(out), "--resume", "--json")
+    assert resumed.returncode == 0, resumed.stderr  # resuming at the end: same summary
+    assert json.loads(resumed.stdout)["final_return"] == summary["final_return"]
+
+
+def test_bench_json_lists_each_configuration():
+    result = cli("bench", "--algos", "td3", "--methods", "dense,ds", "--steps", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["algo"], r["method"]) for r in rows] == [("td3", "dense"), ("td3", "ds")]
+    assert all(r["steps_per_s"] > 0 for r in rows)
+    bad = cli("bench", "--methods", "dense,nope")
+    assert bad.returncode == 2 and "method" in bad.stderr
