@@ -75,6 +75,22 @@ def _bench(args: argparse.Namespace) -> int:
     return bench_command(args)
 
 
+# --- options -------------------------------------------------------------------------------
+@command("options", "list every run option (--set NAME=VALUE and experiment YAML): default and meaning")
+def _options_args(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+@_options_args.handler
+def _options(args: argparse.Namespace) -> int:
+    from dsrl_platform.config import RunConfig
+
+    for name, field in RunConfig.model_fields.items():
+        default = "paper default" if field.default is None else field.default
+        print(f"{name:<22} {str(default):<16} {field.description}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dsrl-platform",
