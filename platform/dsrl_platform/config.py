@@ -27,6 +27,13 @@ SOKAR_LAMBDAS: dict[str, dict[str, tuple[float, float]]] = {
     "sac": {"HalfCheetah": (12, 80), "Walker2d": (12, 80), "Hopper": (7, 20),
             "Ant": (30, 64), "Humanoid": (61, 64)},
 }
+# Ant-v4 drops v3's 84 contact-force inputs (always zero under MuJoCo ≥ 2): 27-D, not 111-D.
+# The paper's λ1 would ask for first-layer density > 1 there; these keep the paper's density
+# (td3: 40·(111+256)/(111·256) = 0.517 → λ1 = 0.517·27·256/(27+256) = 12.6; sac: 30 → 9.5).
+SOKAR_LAMBDAS_BY_ENV: dict[str, dict[str, tuple[float, float]]] = {
+    "td3": {"Ant-v4": (12.6, 64)},
+    "sac": {"Ant-v4": (9.5, 64)},
+}
 # Where no λ is published (e.g. Pendulum) sparse methods default to this ERK sparsity,
 # close to the ~51% that Sokar's λ give on HalfCheetah.
 FALLBACK_SPARSITY = 0.5
@@ -128,7 +135,7 @@ class RunConfig(BaseModel):
         set_("target_update_every", 1000 if ds_sac else 1)
 
         if c.method != "dense":
-            lambdas = SOKAR_LAMBDAS[c.algo].get(env_family(c.env))
+            lambdas = SOKAR_LAMBDAS_BY_ENV[c.algo].get(c.env) or SOKAR_LAMBDAS[c.algo].get(env_family(c.env))
             explicit = any(v is not None for v in (c.sparsity, c.actor_sparsity, c.critic_sparsity))
             uses_lambda = sokar and not explicit and (lambdas is not None or c.lambda1 is not None)
             set_("sparse_layers", "hidden" if sokar else "all")
