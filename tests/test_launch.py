@@ -309,6 +309,10 @@ def test_bad_spec_exits_2_and_creates_nothing(work):
     out = work.run(work.launch_args(impossible, "--tracking-uri", work.uri), timeout=120)
     assert out.returncode == 2 and "must exceed warmup_steps" in out.stderr
     assert [e.name for e in existing.search_experiments()] == before
+    # A trial bigger than the local Ray would wait forever: refused up front too.
+    out = work.run(work.launch_args(SMOKE, "--tracking-uri", work.uri, "--cpus-per-trial", "3"), timeout=120)
+    assert out.returncode == 2 and "resources.cpus_per_trial: a trial needs 3 CPUs" in out.stderr
+    assert [e.name for e in existing.search_experiments()] == before
     assert not (work.dir / "ray_results").exists()
 
 

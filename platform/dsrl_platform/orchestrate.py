@@ -18,7 +18,6 @@ This is the only module that imports Ray.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import logging
 import os
 import re
@@ -38,13 +37,11 @@ from dsrl_platform.config import RunConfig
 from dsrl_platform.spec import ExperimentSpec, Trial, launch_key
 from dsrl_platform.tracking import FAILED, FINISHED, KILLED, MlflowSink, Tracker, with_retries
 
-TRAINER_ENV = "DSRL_TRAINER"  # "module:Class" of the trainer; the platform's by default
-DEFAULT_TRAINER = "dsrl_platform.trainer:Trainer"
 PID_DIR = "workers"  # <experiment dir>/workers/<trial>.pid: the process training each trial
 # Environment the trial workers get: one BLAS/OpenMP thread unless a trial asks for more
 # (torch's own threads are set from the run config), and the launcher's tracking settings.
 _FORWARDED_ENV = ("DSRL_TRACKING_RETRY_S", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
-                  "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", TRAINER_ENV)
+                  "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 Out = Callable[[str], None]
 
@@ -95,7 +92,9 @@ def run_trial(config: dict[str, Any]) -> None:
         return
     sink = MlflowSink(tracker, run_id, hold=True)
     try:
-        trainer = _trainer_class()(cfg, sink=sink)
+        from dsrl_platform.trainer import Trainer  # in the worker: torch, gymnasium, the agents
+
+        trainer = Trainer(cfg, sink=sink)
         tags = {"sparsity": f"{float(trainer.initial_sparsity):.6g}"}
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
@@ -132,11 +131,6 @@ def _trial_tags(tags: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def _trainer_class() -> type:
-    module, _, name = os.environ.get(TRAINER_ENV, DEFAULT_TRAINER).partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def _set_threads(threads: int) -> None:
     import torch
 
@@ -162,9 +156,13 @@ def _best_effort(*actions: Callable[[], Any]) -> None:
 # --- launching ----------------------------------------------------------------------------------
 def launch(spec: ExperimentSpec, trials: list[Trial], spec_path: Path, opts: LaunchOptions,
            out: Out = print) -> LaunchResult:
+    """Run the trials not finished yet; resumes this grid's interrupted Tune experiment if any."""
+    key = launch_key(spec, trials)
+    plan = _Plan.make(spec, key, opts)
+    if opts.address is None and plan.cpus > (opts.num_cpus or os.cpu_count() or 1):
+        _too_big("CPU", plan.cpus, opts.num_cpus or os.cpu_count() or 1)  # before anything is written
     tracker = Tracker.connect(opts.tracking_uri)
     exp_id = tracker.experiment_id(spec.name)
-    key = launch_key(spec, trials)
     parent_id, created = tracker.open_launch(exp_id, key, f"launch-{key[:8]}", len(trials), spec_path,
                                              [t.row() for t in trials])
     done = tracker.finished_keys(exp_id)
@@ -174,37 +172,68 @@ def launch(spec: ExperimentSpec, trials: list[Trial], spec_path: Path, opts: Lau
     if not todo:
         tracker.end_launch(parent_id, FINISHED)
         return LaunchResult("finished", len(trials), len(trials), parent_id, None)
-
-    _quiet_ray()
-    res = spec.resources
-    cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else res.cpus_per_trial
-    gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else res.gpus_per_trial
-    storage = _storage_path(opts.storage)
-    exp_dir = _experiment_dir(storage, spec.name, key, opts.tracking_uri)
-    entries = [_entry(t, opts.tracking_uri, exp_id, parent_id, res.checkpoint_every,
-                      exp_dir if "://" not in storage else None) for t in todo]
-    done_before = [_state(t, "done") for t in trials if t.run_key in done]
-    callback = ProgressCallback(len(trials), done_before, opts.progress_every_s)
-    _init_ray(opts, cpus)
-    interrupted = False
     try:
-        tuner = _restore(exp_dir, storage, todo, cpus, gpus, out) or _new_tuner(
-            entries, exp_dir, storage, cpus, gpus, callback,
-            opts.max_concurrent or res.max_concurrent,
-            opts.max_failures if opts.max_failures is not None else res.max_failures)
+        errors, interrupted = _run_tune(plan, todo, trials, done, tracker, exp_id, parent_id, opts, out)
+    except KeyboardInterrupt:  # before Tune was running
+        _best_effort(lambda: tracker.end_launch(parent_id, KILLED))
+        raise
+    except Exception:  # e.g. Ray would not start
+        _best_effort(lambda: tracker.end_launch(parent_id, FAILED))
+        raise
+    return _conclude(trials, errors, interrupted, tracker, exp_id, parent_id, plan, out)
+
+
+@dataclass
+class _Plan:
+    """Resources and places of one launch (spec values, overridden by the command line)."""
+
+    cpus: float
+    gpus: float
+    max_concurrent: int | None
+    max_failures: int
+    checkpoint_every: int
+    storage: str
+    exp_dir: str
+
+    @classmethod
+    def make(cls, spec: ExperimentSpec, key: str, opts: LaunchOptions) -> _Plan:
+        res = spec.resources
+        pick = lambda flag, value: value if flag is None else flag  # noqa: E731
+        storage = _storage_path(opts.storage)
+        return cls(pick(opts.cpus_per_trial, res.cpus_per_trial), pick(opts.gpus_per_trial, res.gpus_per_trial),
+                   pick(opts.max_concurrent, res.max_concurrent), pick(opts.max_failures, res.max_failures),
+                   res.checkpoint_every, storage, _experiment_dir(storage, spec.name, key, opts.tracking_uri))
+
+
+def _run_tune(plan: _Plan, todo: list[Trial], trials: list[Trial], done: set[str], tracker: Tracker,
+              exp_id: str, parent_id: str, opts: LaunchOptions, out: Out) -> tuple[dict[str, Any], bool]:
+    """Fit the Tune experiment; (errors by run key, interrupted)."""
+    _quiet_ray()
+    _init_ray(opts, plan)
+    local_dir = plan.exp_dir if "://" not in plan.exp_dir else None
+    entries = [_entry(t, tracker.uri, exp_id, parent_id, plan.checkpoint_every, local_dir) for t in todo]
+    callback = ProgressCallback(len(trials), [_state(t, "done") for t in trials if t.run_key in done],
+                                opts.progress_every_s)
+    try:
+        tuner = _restore(plan, todo, out) or _new_tuner(entries, plan, callback)
         results = tuner.fit()
-        errors = {r.config["trial"]["run_key"]: r.error for r in results if r.error and r.config}
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own handler
-        interrupted, errors = True, {}
+        return {}, True
+    return {r.config["trial"]["run_key"]: r.error for r in results if r.error and r.config}, False
+
+
+def _conclude(trials: list[Trial], errors: dict[str, Any], interrupted: bool, tracker: Tracker, exp_id: str,
+              parent_id: str, plan: _Plan, out: Out) -> LaunchResult:
+    """The tracking store decides what finished; runs left open by dead workers are closed."""
     finished = tracker.finished_keys(exp_id)
     missing = [t for t in trials if t.run_key not in finished]
     failed = [t for t in missing if t.run_key in errors]
     interrupted = interrupted or len(missing) > len(failed)
     runs = tracker.trial_runs(exp_id)
-    for t in missing:  # runs left RUNNING by stopped or dead workers
+    for t in missing:  # FAILED after its retries; KILLED (resumable) when interrupted
         if t.run_key in runs:
-            _best_effort(lambda t=t: tracker.end_trial(runs[t.run_key].info.run_id,
-                                                       FAILED if t.run_key in errors else KILLED))
+            run_id = runs[t.run_key].info.run_id
+            _best_effort(lambda run_id=run_id, t=t: tracker.end_trial(run_id, FAILED if t.run_key in errors else KILLED))
     status = "interrupted" if interrupted else "failed" if failed else "finished"
     tracker.end_launch(parent_id, {"finished": FINISHED, "failed": FAILED, "interrupted": KILLED}[status])
     for t in failed:
@@ -212,9 +241,9 @@ def launch(spec: ExperimentSpec, trials: list[Trial], spec_path: Path, opts: Lau
     if interrupted:
         out(f"interrupted with {len(missing)} trials unfinished; run the same command again to resume them")
     elif failed:
-        out(f"{len(failed)} trials failed after {opts.max_failures if opts.max_failures is not None else res.max_failures} "
-            f"retries; run the same command again to retry them from their checkpoints (Tune logs: {exp_dir})")
-    return LaunchResult(status, len(trials) - len(missing), len(trials), parent_id, exp_dir,
+        out(f"{len(failed)} trials failed after {plan.max_failures} retries; run the same command again to retry "
+            f"them from their checkpoints (Tune logs: {plan.exp_dir})")
+    return LaunchResult(status, len(trials) - len(missing), len(trials), parent_id, plan.exp_dir,
                         [t.name for t in failed])
 
 
@@ -249,18 +278,27 @@ def _quiet_ray() -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
-def _init_ray(opts: LaunchOptions, cpus_per_trial: float) -> None:
-    if ray.is_initialized():
-        return
+def _init_ray(opts: LaunchOptions, plan: _Plan) -> None:
     env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     env.update({k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ})
-    kwargs: dict[str, Any] = {}
-    if opts.address is None:  # a local Ray for this launch
-        kwargs = {"num_cpus": opts.num_cpus, "include_dashboard": False}
-        if opts.num_cpus is not None and opts.num_cpus < cpus_per_trial:
-            raise ValueError(f"--num-cpus {opts.num_cpus}: less than cpus_per_trial ({cpus_per_trial:g})")
-    ray.init(address=opts.address, logging_level=logging.WARNING, log_to_driver=False,
-             runtime_env={"env_vars": env}, **kwargs)
+    local = opts.address is None
+    kwargs: dict[str, Any] = {"num_cpus": opts.num_cpus, "include_dashboard": False} if local else {}
+    if not ray.is_initialized():
+        try:
+            ray.init(address=opts.address, logging_level=logging.WARNING, log_to_driver=False,
+                     runtime_env={"env_vars": env}, **kwargs)
+        except ConnectionError as err:
+            raise ValueError(f"--address {opts.address}: no Ray cluster answered ({err})") from None
+    if local:  # a trial bigger than this machine would wait forever; a cluster may scale up
+        have = ray.cluster_resources()
+        for kind, need in (("CPU", plan.cpus), ("GPU", plan.gpus)):
+            if need > have.get(kind, 0):
+                _too_big(kind, need, have.get(kind, 0))
+
+
+def _too_big(kind: str, need: float, have: float) -> None:
+    raise ValueError(f"resources.{kind.lower()}s_per_trial: a trial needs {need:g} {kind}s but the local Ray has "
+                     f"{have:g} (lower it, or join a cluster with --address)")
 
 
 def _trainable(cpus: float, gpus: float):
@@ -276,41 +314,41 @@ def _trial_dirname(trial) -> str:
     return f"{t['name']}-{t['run_key'][:8]}"
 
 
-def _new_tuner(entries: list[dict], exp_dir: str, storage: str, cpus: float, gpus: float,
-               callback: ProgressCallback, max_concurrent: int | None, max_failures: int) -> tune.Tuner:
+def _new_tuner(entries: list[dict], plan: _Plan, callback: ProgressCallback) -> tune.Tuner:
     return tune.Tuner(
-        _trainable(cpus, gpus),
+        _trainable(plan.cpus, plan.gpus),
         param_space={"trial": tune.grid_search(entries)},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, trial_name_creator=_trial_name,
+        tune_config=tune.TuneConfig(max_concurrent_trials=plan.max_concurrent, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(
-            name=Path(exp_dir).name if "://" not in exp_dir else exp_dir.rsplit("/", 1)[1],
-            storage_path=storage,
-            failure_config=tune.FailureConfig(max_failures=max_failures),
+            name=plan.exp_dir.rstrip("/").rsplit("/", 1)[1], storage_path=plan.storage,
+            failure_config=tune.FailureConfig(max_failures=plan.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),  # replay buffers are large
             callbacks=[callback], verbose=0),
     )
 
 
-def _restore(exp_dir: str, storage: str, todo: list[Trial], cpus: float, gpus: float, out: Out) -> tune.Tuner | None:
-    """The interrupted Tune experiment of this grid, if there is one that can still run `todo`."""
+def _restore(plan: _Plan, todo: list[Trial], out: Out) -> tune.Tuner | None:
+    """This grid's interrupted Tune experiment, if there is one and it can still run `todo`."""
+    exp_dir = plan.exp_dir
     if not tune.Tuner.can_restore(exp_dir):
         return None
-    tuner = tune.Tuner.restore(exp_dir, trainable=_trainable(cpus, gpus), resume_unfinished=True,
+    tuner = tune.Tuner.restore(exp_dir, trainable=_trainable(plan.cpus, plan.gpus), resume_unfinished=True,
                                resume_errored=True)
-    # Tune does not rerun trials it saw finish; if MLflow lacks their finished run (deleted by
-    # hand, or a different store), start a fresh Tune experiment beside this one instead.
+    # Tune does not rerun trials it saw finish; if the tracking store lacks their finished run
+    # (deleted by hand), start a fresh Tune experiment instead: MLflow decides what is done.
     ended = {r.config["trial"]["run_key"] for r in tuner.get_results()
              if r.config and not r.error and (r.metrics or {}).get("done")}
     stale = [t for t in todo if t.run_key in ended]
     if stale:
+        if "://" in exp_dir:
+            raise ValueError(f"--storage: {exp_dir} lists {len(stale)} trials as done that the tracking store "
+                             f"does not have; remove it to rerun them")
         old = f"{exp_dir}.stale-{int(time.time())}"
-        out(f"Tune state in {exp_dir} lists {len(stale)} trials as done that the tracking store does not; "
-            f"moved it to {old} and starting afresh")
-        if "://" not in exp_dir:
-            shutil.move(exp_dir, old)
-            return None
-        raise ValueError(f"--storage {storage}: remove {exp_dir} to rerun these trials")
+        shutil.move(exp_dir, old)
+        out(f"Tune state in {exp_dir} lists {len(stale)} trials as done that the tracking store does not "
+            f"have; moved it to {old} and starting afresh")
+        return None
     out(f"resuming the Tune experiment in {exp_dir}")
     return tuner
 

@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -425,7 +426,19 @@ def open_ui(uri: str, host: str, port: int) -> int:
     cmd = [mlflow, "ui"] if mlflow else [sys.executable, "-m", "mlflow", "ui"]
     cmd += ["--backend-store-uri", uri, "--host", host, "--port", str(port)]
     print(f"MLflow UI on http://{host}:{port} (store {uri}); Ctrl-C stops it", flush=True)
+    proc = subprocess.Popen(cmd)
+    # Stopped by Ctrl-C or SIGTERM: stop the UI server too (SIGINT, as a terminal would send).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return subprocess.call(cmd)
+        return proc.wait()
     except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
