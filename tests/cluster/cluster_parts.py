@@ -1,11 +1,12 @@
 """The cluster of docker/docker-compose.yml, without Docker: real PostgreSQL, a real `mlflow
 server` backed by it, and a Ray head with worker nodes started by `ray start`.
 
-Everything listens on 127.0.0.1 on ports chosen at run time and keeps its state in a private
-temporary directory. Each process is started in a session of its own and stopped at teardown
-by the PIDs of that session and its descendants, so nothing else on the machine is touched
-(never `ray stop`, never a kill by name). Ray runs with token authentication, as in the compose
-file: its control ports listen on every interface, the token keeps strangers out.
+PostgreSQL and MLflow listen on 127.0.0.1, every port is chosen at run time, and all state
+lives in private temporary directories. Each process is started in a session of its own and
+stopped at teardown by the PIDs of that session and its descendants, so nothing else on the
+machine is touched (never `ray stop`, never a kill by name). Ray cannot be held to the loopback
+interface (it replaces 127.0.0.1 by the host's address and listens on every interface), so it
+runs with token authentication, as in the compose file: the token keeps strangers out.
 """
 
 from __future__ import annotations
@@ -309,7 +310,7 @@ class RayNode:
 
 
 class RayCluster:
-    """A head node and worker nodes on 127.0.0.1, one CPU each, each with `ray start --block`."""
+    """A head node and worker nodes on this host, one CPU each, each with `ray start --block`."""
 
     def __init__(self, root: Path, cpus_per_node: int = 1):
         self.root, self.cpus = root, cpus_per_node
@@ -332,7 +333,7 @@ class RayCluster:
         ports = {f"--{name}": free_port() for name in (
             "node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
             "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port")}
-        return [f"--node-ip-address={HOST}", f"--num-cpus={self.cpus}", "--num-gpus=0",
+        return [f"--num-cpus={self.cpus}", "--num-gpus=0",
                 f"--temp-dir={temp_dir}", f"--object-store-memory={100 * 1024 ** 2}",
                 "--min-worker-port=0", "--max-worker-port=0", "--disable-usage-stats", "--block",
                 *(f"{flag}={port}" for flag, port in ports.items())]

@@ -56,7 +56,7 @@ def test_smoke_grid_survives_a_worker_node_crash(ray_cluster: RayCluster, mlflow
         launch.proc.wait(timeout=240)
     finally:
         launch.stop()
-    log = tail(launch.log, 6000)
+    log = f"killed {node.name} while it trained {killed}; the launch said:\n{tail(launch.log, 8000)}"
     assert launch.proc.returncode == 0, log
     assert "retrying from its last checkpoint" in log, log
 
@@ -74,8 +74,8 @@ def test_smoke_grid_survives_a_worker_node_crash(ray_cluster: RayCluster, mlflow
                                                             names.SUMMARY_PREFIX + names.SUMMARY_FINAL_RETURN)]
         assert summary == [t.config.steps], t.name
         if t.name in killed:  # started again elsewhere, from its checkpoint
-            assert int(run_tags[names.TAG_ATTEMPTS]) >= 2, run_tags
-            assert names.TAG_RESUMED_FROM in run_tags, run_tags
+            assert int(run_tags[names.TAG_ATTEMPTS]) >= 2, (t.name, run_tags)
+            assert names.TAG_RESUMED_FROM in run_tags, (t.name, run_tags)
     launch_runs = [r for r in mlflow_server.runs(spec.name) if tags(r).get(names.TAG_ROLE) == names.ROLE_LAUNCH]
     assert [r["info"]["status"] for r in launch_runs] == ["FINISHED"]
 
@@ -129,8 +129,12 @@ def test_compose_file_is_valid_and_publishes_only_on_localhost(tmp_path: Path):
     mounts = {name: {str(v["target"]) if isinstance(v, dict) else v.split(":")[1]
                      for v in services[name].get("volumes", [])} for name in ("ray-head", "ray-worker")}
     assert mounts["ray-head"] & mounts["ray-worker"]
-    # No secret in the compose file: the password comes from the .env file.
+    # Secrets come from the .env file, none is in the compose file; Ray requires its token.
+    dotenv = dict(line.split("=", 1) for line in (DOCKER / ".env.example").read_text().splitlines()
+                  if "=" in line and not line.startswith("#"))
     text = (DOCKER / "docker-compose.yml").read_text()
-    password = next(line.split("=", 1)[1] for line in (DOCKER / ".env.example").read_text().splitlines()
-                    if line.startswith("POSTGRES_PASSWORD="))
-    assert password and password not in text
+    for secret in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN"):
+        assert dotenv[secret] and dotenv[secret] not in text, secret
+    for name in ("ray-head", "ray-worker"):
+        env = services[name]["environment"]
+        assert (env["RAY_AUTH_MODE"], env["RAY_AUTH_TOKEN"]) == ("token", dotenv["RAY_AUTH_TOKEN"]), name
