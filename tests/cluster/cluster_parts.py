@@ -271,10 +271,6 @@ def tags(run: dict) -> dict[str, str]:
     return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
 
 
-def params(run: dict) -> dict[str, str]:
-    return {p["key"]: p["value"] for p in run["data"].get("params", [])}
-
-
 def trial_run(server: MlflowServer, experiment: str, trial: str) -> dict | None:
     """The MLflow run of a trial (by its name), or None before it has one."""
     for run in server.runs(experiment):
@@ -297,7 +293,6 @@ _RAY_SYSTEM_TITLES = ("ray::IDLE", "ray::DashboardAgent", "ray::RuntimeEnvAgent"
 class RayNode:
     name: str
     service: Service
-    temp_dir: Path
 
     def worker_processes(self) -> dict[int, str]:
         """PID -> title of the processes running tasks or actors on this node (e.g. Tune trials)."""
@@ -350,9 +345,10 @@ class RayCluster:
             role = [f"--address={self.address}"]
         service = Service(f"ray-{name}", [str(BIN / "ray"), "start", *role, *self._node_args(temp_dir)],
                           self.root / f"{name}.log", env=self.env).start()
-        node = RayNode(name, service, temp_dir)
+        node = RayNode(name, service)
         self.nodes.append(node)
-        wait_until(lambda: "Ray runtime started" in tail(service.log, 100_000), 90, f"Ray node {name} to start", service)
+        wait_until(lambda: "Ray runtime started" in tail(service.log, 100_000), 90,
+                   f"Ray node {name} to start", service)
         return node
 
     @property
