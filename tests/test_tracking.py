@@ -254,6 +254,11 @@ def test_progress_formatting():
     states = [progress.TrialState("a", "td3/ds", "Hopper-v4", "running", 500, 1000, 12.5, 10.0, 4000.0)]
     assert progress.eta_s(states, None) is None and progress.eta_s(states, 10.0) == 50.0
     assert "stalled?" in progress.trial_table(states)[0]
+    # Three running trials, two with a speed so far: the third counts as their average.
+    running = [progress.TrialState(str(i), "td3/ds", "Hopper-v4", "running", 0, 1000, None, v)
+               for i, v in enumerate((100.0, 300.0, None))]
+    assert progress.throughput(running) == 600.0
+    assert progress.throughput(running[2:]) is None
 
 
 # --- outage of a real tracking server (the cluster scenario) ------------------------------------------

@@ -99,9 +99,8 @@ def _status(args: argparse.Namespace) -> int:
     from dsrl_platform.tracking import experiment_progress
 
     states, note = experiment_progress(resolve_tracking_uri(args.tracking_uri), args.experiment)
-    speed = sum(s.steps_per_s or 0 for s in states) or None
     print(f"{args.experiment}: {note or 'no launch run'}")
-    for line in progress.report(states, speed):
+    for line in progress.report(states, progress.throughput(states)):
         print(line)
     if args.trials:
         for line in progress.trial_table(states):

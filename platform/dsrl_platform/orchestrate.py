@@ -212,7 +212,7 @@ def _run_tune(plan: _Plan, todo: list[Trial], trials: list[Trial], done: set[str
     _init_ray(opts, plan)
     local_dir = plan.exp_dir if "://" not in plan.exp_dir else None
     entries = [_entry(t, tracker.uri, exp_id, parent_id, plan.checkpoint_every, local_dir) for t in todo]
-    callback = ProgressCallback(len(trials), [_state(t, "done") for t in trials if t.run_key in done],
+    callback = ProgressCallback([_state(t, "done" if t.run_key in done else "pending") for t in trials],
                                 opts.progress_every_s)
     try:
         tuner = _restore(plan, todo, out) or _new_tuner(entries, plan, callback)
@@ -250,7 +250,8 @@ def _conclude(trials: list[Trial], errors: dict[str, Any], interrupted: bool, tr
 def _entry(t: Trial, uri: str, exp_id: str, parent_id: str, checkpoint_every: int, exp_dir: str | None) -> dict:
     """What a Tune trial carries: everything the trainable needs, as plain data."""
     return {"name": t.name, "group": f"{t.config.algo}/{t.method_name}", "env": t.config.env,
-            "budget": t.config.steps, "run_key": t.run_key, "run": t.config.model_dump(mode="json"),
+            "budget": t.config.steps, "warmup_steps": t.resolved.warmup_steps, "run_key": t.run_key,
+            "run": t.config.model_dump(mode="json"),
             "tags": t.tags(), "params": t.resolved.model_dump(mode="json"), "tracking_uri": uri,
             "experiment_id": exp_id, "parent_run_id": parent_id, "checkpoint_every": checkpoint_every,
             "pid_dir": str(Path(exp_dir) / PID_DIR) if exp_dir else None}
@@ -372,12 +373,14 @@ _TUNE_STATUS: dict[str, progress.Status] = {
 class ProgressCallback(tune.Callback):
     """Prints the experiment's progress every `every_s` seconds and when a trial ends.
 
+    Tune creates its trials lazily (with max_concurrent, a few at a time), so the callback
+    starts from the whole grid: trials finished before this launch as done, the rest pending.
     It is pickled with the Tune experiment (Tuner.restore brings it back), so it holds only
     plain data.
     """
 
-    def __init__(self, total: int, done_before: list[progress.TrialState], every_s: float):
-        self.total, self.done_before, self.every_s = total, done_before, every_s
+    def __init__(self, planned: list[progress.TrialState], every_s: float):
+        self.planned, self.every_s = planned, every_s
         self.setup()
 
     def setup(self, **info: Any) -> None:
@@ -387,13 +390,14 @@ class ProgressCallback(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict, **info: Any) -> None:
         now, step = time.monotonic(), int(result.get("step", 0))
-        if trial.trial_id in self._seen:  # the first result after a (re)start has no interval
-            t0, s0 = self._seen[trial.trial_id]
-            self._speed[trial.trial_id] = (step - s0) / max(now - t0, 1e-9)
+        last = self._seen.get(trial.trial_id)  # none for the first result after a (re)start
+        # Random warm-up steps cost no gradient update: their speed says nothing about the rest.
+        if last is not None and last[1] >= trial.config["trial"].get("warmup_steps", 0):
+            self._speed[trial.trial_id] = (step - last[1]) / max(now - last[0], 1e-9)
         self._seen[trial.trial_id] = (now, step)
 
     def _states(self, trials: list[Any]) -> list[progress.TrialState]:
-        states = list(self.done_before)
+        states = {s.name: s for s in getattr(self, "planned", [])}  # (pickled by an older version)
         for trial in trials:
             t, r = trial.config["trial"], trial.last_result or {}
             status = _TUNE_STATUS.get(trial.status, "pending")
@@ -401,14 +405,13 @@ class ProgressCallback(tune.Callback):
                 status = "pending"
             step = t["budget"] if status == "done" else int(r.get("step", 0))
             speed = self._speed.get(trial.trial_id) if status == "running" else None
-            states.append(progress.TrialState(
-                t["name"], t["group"], t["env"], status, step, t["budget"], r.get("eval_return"), speed))
-        return states
+            states[t["name"]] = progress.TrialState(
+                t["name"], t["group"], t["env"], status, step, t["budget"], r.get("eval_return"), speed)
+        return list(states.values())
 
     def _print(self, trials: list[Any]) -> None:
         states = self._states(trials)
-        speed = sum(s.steps_per_s or 0 for s in states) or None
-        for line in progress.report(states, speed, time.monotonic() - self._start):
+        for line in progress.report(states, progress.throughput(states), time.monotonic() - self._start):
             print(line, flush=True)
         self._last = time.monotonic()
 

@@ -37,6 +37,13 @@ def remaining_steps(states: list[TrialState]) -> int:
     return sum(max(s.budget - s.step, 0) for s in states if s.status != "done")
 
 
+def throughput(states: list[TrialState]) -> float | None:
+    """Steps/s of all running trials together; those without a speed yet count as the average."""
+    running = [s for s in states if s.status == "running"]
+    known = [s.steps_per_s for s in running if s.steps_per_s]
+    return sum(known) / len(known) * len(running) if known else None
+
+
 def eta_s(states: list[TrialState], steps_per_s: float | None) -> float | None:
     """Time left at the current aggregate speed (all running trials together)."""
     left = remaining_steps(states)
