@@ -224,3 +224,17 @@ def test_sparsify_target_skips_in_the_steady_state(monkeypatch):
     online.changed()  # a topology change: checked again (inside the mask: no sort)
     sparsify_target_(layers, online)
     assert len(checks) == n + 1 and sorts == [32]
+
+
+def test_candidate_selection_breaks_ties_like_the_full_top_k():
+    """Equal magnitudes at the cut: both selections keep the lower flat index."""
+    import numpy as np
+
+    w = torch.tensor([[0.5, -0.1, 0.1, 0.0], [0.1, -0.1, 0.7, 0.1]])
+    off = np.array([0, 1, 0, 1, 1, 0, 0, 1], dtype=np.float32)  # the online mask has 4 slots
+    fast, slow = w.clone(), w.clone()
+    done = topology_mod._keep_largest_off_mask_(fast, 4, off)
+    topology_mod._keep_largest_(slow, 4)
+    assert torch.equal(fast, slow)
+    assert torch.equal(fast, torch.tensor([[0.5, -0.1, 0.1, 0.0], [0.0, 0.0, 0.7, 0.0]]))
+    assert done is False  # position 1 (off the mask) kept its weight by the tie rule

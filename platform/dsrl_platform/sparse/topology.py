@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 Index = int | slice | tuple | None
@@ -30,7 +31,7 @@ class SparseLayer:
     # layer's support was last found inside the online mask.
     _in_mask_at: int | None = field(default=None, init=False, repr=False, compare=False)
     _off_mask_at: int | None = field(default=None, init=False, repr=False, compare=False)
-    _off_mask: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+    _off_mask: "np.ndarray | None" = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -185,43 +186,52 @@ def _keep_largest_(w: torch.Tensor, k: int) -> None:
     w.masked_fill_(drop.view(w.shape), 0.0)
 
 
-def _keep_largest_off_mask_(w: torch.Tensor, k: int, off: torch.Tensor,
-                            entry_bound: torch.Tensor | None = None) -> bool:
-    """`_keep_largest_(w, k)` where `off` (flat float, 1 off the online mask) marks the
-    positions the online layer does not use; returns True when no weight is left there.
+def _host_array(t: torch.Tensor) -> np.ndarray:
+    """A numpy array of `t`: the same memory on CPU (writes go through), a copy from a GPU."""
+    return t.numpy() if t.device.type == "cpu" else t.cpu().numpy()
+
+
+def _keep_largest_off_mask_(w: torch.Tensor, k: int, off: np.ndarray, entry_bound: float | None = None) -> bool:
+    """`_keep_largest_(w, k)` where `off` (flat float32, 1.0 where) marks the positions the online layer does
+    not use; returns True when no weight is left there.
 
     Let θ be the largest |w| off the mask. The online layer has k connections, so at least
     nnz − k nonzeros lie off the mask, all ≤ θ: any entry > θ has nnz − k entries below it and
     survives. The selection therefore runs only among the few nonzeros ≤ θ (old weights of
     dropped connections, tiny new ones), with the same tie rule as `_keep_largest_` (the lower
-    flat index stays): a few elementwise passes instead of a selection over the layer.
+    flat index stays).
 
     `entry_bound` tightens θ after a soft update θ' ← (1−τ)θ' + τθ: the weights that just
     entered the target (zero before, now τ·w_online) are ≤ τ·max|w_online|, and there are at
     least nnz − k of them, so that bound works as well — and it is tiny, while old weights of
     dropped connections decay slowly and keep θ large.
+
+    Written in numpy: this runs on every target update for hundreds of steps after each
+    topology change, and at these sizes numpy's per-call cost is a fraction of torch's.
     """
-    a = w.abs().reshape(-1)
-    off_max = (a * off).max()
-    if off_max == 0:
+    host = _host_array(w)
+    a = np.abs(host).ravel()
+    off_max = float((a * off).max())  # (np.max's where= is an order of magnitude slower)
+    if off_max == 0.0:
         return True
-    theta = off_max if entry_bound is None else torch.minimum(off_max, entry_bound)
-    nonzero = a > 0
-    n_drop = int(nonzero.sum()) - k
+    theta = off_max if entry_bound is None else min(off_max, entry_bound)
+    n_drop = int(np.count_nonzero(a)) - k
     if n_drop <= 0:
         return False
-    candidates = (nonzero & (a <= theta)).nonzero().squeeze(1)
+    candidates = np.flatnonzero((a <= theta) & (a > 0))[::-1]  # highest flat index first
     values = a[candidates]
-    v = torch.kthvalue(values, n_drop).values
-    drop = values < v
-    ties = (values == v).nonzero().squeeze(1)
-    drop[ties[ties.numel() - (n_drop - int(drop.sum())):]] = True
-    dropped = candidates[drop]
-    flat = torch.zeros_like(nonzero)
-    flat[dropped] = True
-    w.masked_fill_(flat.view(w.shape), 0.0)
+    v = np.partition(values, n_drop - 1)[n_drop - 1]  # the n_drop-th smallest value
+    below = values < v
+    ties = np.flatnonzero(values == v)[: n_drop - int(below.sum())]  # a tie drops the higher index
+    dropped = np.concatenate([candidates[below], candidates[ties]])
+    if w.device.type == "cpu":
+        host[np.unravel_index(dropped, host.shape)] = 0.0
+    else:
+        flat = torch.zeros(w.numel(), dtype=torch.bool, device=w.device)
+        flat[torch.from_numpy(dropped).to(w.device)] = True
+        w.masked_fill_(flat.view(w.shape), 0.0)
     # done when no weight is left off the mask: none above θ, and every candidate off it dropped
-    return bool(off_max <= theta) and bool(off[candidates].sum() == off[dropped].sum())
+    return off_max <= theta and off[candidates].sum() == off[dropped].sum()
 
 
 def sparsify_target_(target_layers: list[SparseLayer], online: Topology, tau: float | None = None) -> None:
@@ -248,9 +258,10 @@ def sparsify_target_(target_layers: list[SparseLayer], online: Topology, tau: fl
             if layer._in_mask_at == version:
                 continue
             if layer._off_mask_at != version:  # the online mask changed: recompute its complement
-                layer._off_mask = (1.0 - online.mask(i)).reshape(-1)
+                layer._off_mask = _host_array(1.0 - online.mask(i)).ravel().astype(np.float32)
                 layer._off_mask_at = version
             # with τ < 1, new entries are τ·w_online (the 1e-6 slack only widens the candidates)
-            bound = None if tau is None or tau >= 1 else online.layers[i].weight.abs().max() * (tau * (1 + 1e-6))
+            bound = (None if tau is None or tau >= 1
+                     else float(np.abs(_host_array(online.layers[i].weight)).max()) * tau * (1 + 1e-6))
             if _keep_largest_off_mask_(layer.weight, nnz[i], layer._off_mask, bound):
                 layer._in_mask_at = version
