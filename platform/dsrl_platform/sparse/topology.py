@@ -231,7 +231,7 @@ def _keep_largest_off_mask_(w: torch.Tensor, k: int, off: np.ndarray, entry_boun
         flat[torch.from_numpy(dropped).to(w.device)] = True
         w.masked_fill_(flat.view(w.shape), 0.0)
     # done when no weight is left off the mask: none above θ, and every candidate off it dropped
-    return off_max <= theta and off[candidates].sum() == off[dropped].sum()
+    return bool(off_max <= theta and off[candidates].sum() == off[dropped].sum())
 
 
 def sparsify_target_(target_layers: list[SparseLayer], online: Topology, tau: float | None = None) -> None:
