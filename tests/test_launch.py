@@ -21,6 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from dsrl_platform import names
+from dsrl_platform.orchestrate import FINISHED_MARKER
 from dsrl_platform.spec import load_trials
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -180,6 +181,11 @@ def test_smoke_grid_runs_tags_metrics_and_idempotent_relaunch(work):
         params_total[(c.algo, c.method)] = m[names.PARAMS_TOTAL]
     for algo in ("td3", "sac"):
         assert params_total[(algo, "ds")] < 0.6 * params_total[(algo, "dense")]
+
+    # A finished trial keeps no training state: its one checkpoint is a marker (no replay buffer).
+    for trial_dir in (work.dir / "ray_results").glob("smoke-*/*-Pendulum-v1-*"):
+        (kept,) = trial_dir.glob("checkpoint_*")
+        assert sorted(p.name for p in kept.iterdir()) == [FINISHED_MARKER]
 
     assert parent.info.status == "FINISHED" and parent.data.tags[names.TAG_TRIALS] == "4"
     grid = json.loads(Path(client.download_artifacts(parent.info.run_id, names.ARTIFACT_GRID, str(work.dir))).read_text())

@@ -38,6 +38,7 @@ from dsrl_platform.spec import ExperimentSpec, Trial, launch_key
 from dsrl_platform.tracking import FAILED, FINISHED, KILLED, MlflowSink, Tracker, with_retries
 
 PID_DIR = "workers"  # <experiment dir>/workers/<trial>.pid: the process training each trial
+FINISHED_MARKER = "trial_finished"  # the last checkpoint of a finished trial: no state, a marker
 # Environment the trial workers get: one BLAS/OpenMP thread unless a trial asks for more
 # (torch's own threads are set from the run config), and the launcher's tracking settings.
 _FORWARDED_ENV = ("DSRL_TRACKING_RETRY_S", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
@@ -83,11 +84,11 @@ def run_trial(config: dict[str, Any]) -> None:
     _set_threads(cfg.threads)
     _write_pid(t)
     tracker = Tracker(t["tracking_uri"])
-    checkpoint = tune.get_checkpoint()
+    checkpoint = _resumable(tune.get_checkpoint())
     run_id, finished = with_retries(lambda: tracker.open_trial(
         t["experiment_id"], t["parent_run_id"], t["run_key"], t["name"], t["tags"], t["params"],
         fresh=checkpoint is None), f"trial {t['name']}: opening its run")
-    if finished:  # done in an earlier launch: nothing to train
+    if finished:  # done before (an earlier launch, or just before a crash): nothing to train
         tune.report({"step": cfg.steps, "budget": cfg.steps, "skipped": True})
         return
     sink = MlflowSink(tracker, run_id, hold=True)
@@ -95,23 +96,39 @@ def run_trial(config: dict[str, Any]) -> None:
         from dsrl_platform.trainer import Trainer  # in the worker: torch, gymnasium, the agents
 
         trainer = Trainer(cfg, sink=sink)
-        tags = {"sparsity": f"{float(trainer.initial_sparsity):.6g}"}
+        tags = {names.TAG_SPARSITY: f"{float(trainer.initial_sparsity):.6g}"}
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
                 trainer.load(directory)
-            tags["resumed"] = str(trainer.step)
-        with_retries(lambda: tracker.set_tags(run_id, _trial_tags(tags)), f"trial {t['name']}: tagging")
-        _train(trainer, sink, cfg, t["checkpoint_every"])
+            tags[names.TAG_RESUMED_FROM] = str(trainer.step)
+        with_retries(lambda: tracker.set_tags(run_id, tags), f"trial {t['name']}: tagging its run")
+        last = _train(trainer, sink, cfg, t["checkpoint_every"])
         sink.close()
         with_retries(lambda: tracker.finish_trial(run_id), f"trial {t['name']}: marking it finished")
-    except BaseException:
-        # Deliver what checkpoints cover (once, no waiting); the rest is redone by the retry.
-        _best_effort(sink.flush, lambda: tracker.end_trial(run_id, FAILED))
+    except BaseException as err:
+        # Tune stops a trial (Ctrl-C on the launch) by raising SystemExit in its report(): the
+        # run is resumable, not failed. Deliver what checkpoints cover; a retry redoes the rest.
+        status = KILLED if isinstance(err, SystemExit) else FAILED
+        _best_effort(sink.flush, lambda: tracker.end_trial(run_id, status))
         raise
+    # The run is complete in MLflow: swap the last full checkpoint (replay buffer and all, GBs
+    # for Humanoid) for a marker; Tune keeps one checkpoint per trial and drops the big one.
+    with tempfile.TemporaryDirectory(prefix="dsrl-done-") as directory:
+        (Path(directory) / FINISHED_MARKER).write_text(run_id)
+        tune.report(last, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
-def _train(trainer: Any, sink: MlflowSink, cfg: RunConfig, checkpoint_every: int) -> None:
+def _resumable(checkpoint: tune.Checkpoint | None) -> tune.Checkpoint | None:
+    """Tune's latest checkpoint, unless it is the marker of a finished trial (nothing to load)."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        return None if (Path(directory) / FINISHED_MARKER).exists() else checkpoint
+
+
+def _train(trainer: Any, sink: MlflowSink, cfg: RunConfig, checkpoint_every: int) -> dict[str, Any]:
     """Report every evaluation to Tune; checkpoint every n-th and the last, then release metrics."""
+    result: dict[str, Any] = {"step": trainer.step, "budget": cfg.steps}
     for i, evaluation in enumerate(trainer.evaluations(), start=1):
         result = {"step": evaluation.step, "budget": cfg.steps, "eval_return": evaluation.return_mean,
                   "eval_return_std": evaluation.return_std}
@@ -122,13 +139,7 @@ def _train(trainer: Any, sink: MlflowSink, cfg: RunConfig, checkpoint_every: int
             trainer.save(directory)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
         sink.release()  # these points are covered by the checkpoint: a retry will not redo them
-
-
-def _trial_tags(tags: dict[str, str]) -> dict[str, str]:
-    out = {names.TAG_SPARSITY: tags["sparsity"]}
-    if "resumed" in tags:
-        out[names.TAG_RESUMED_FROM] = tags["resumed"]
-    return out
+    return result
 
 
 def _set_threads(threads: int) -> None:
