@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import functools
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 
@@ -10,17 +13,18 @@ import gymnasium as gym
 import numpy as np
 
 
-def check_env_id(env_id: str, field_name: str = "env") -> None:
-    """Cheap registry check (no simulator started); ValueError naming the field."""
+def check_env_id(env_id: str, field_name: str | None = "env") -> None:
+    """An id gymnasium knows and can run here (cheap: no simulator started); ValueError naming
+    the field. MuJoCo -v2/-v3 are registered but need the dead mujoco-py."""
+    prefix = f"{field_name}: " if field_name else ""
     spec = gym.envs.registry.get(env_id)
-    if spec is not None and "mujoco_py" not in str(spec.entry_point):
-        return
-    family = env_id.split("-")[0]
-    versions = sorted(k for k, v in gym.envs.registry.items()
-                      if k.split("-")[0] == family and "mujoco_py" not in str(v.entry_point))
-    hint = f" (available: {', '.join(versions)})" if versions else ""
-    old = " MuJoCo -v2/-v3 need mujoco-py, which gymnasium no longer supports; use -v4 (same curves as v3) or -v5." if env_id.endswith(("-v2", "-v3")) and versions else ""
-    raise ValueError(f"{field_name}: unknown environment {env_id!r}{hint}.{old}")
+    if spec is None:
+        close = difflib.get_close_matches(env_id, list(gym.envs.registry), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(f"{prefix}unknown environment {env_id!r}{hint}")
+    if "mujoco_py" in getattr(spec.entry_point, "__name__", str(spec.entry_point)):
+        raise ValueError(f"{prefix}{env_id} needs mujoco-py, which gymnasium {gym.__version__} cannot run; "
+                         f"use {spec.name}-v4 (the papers' v3 dynamics, same learning curves) or {spec.name}-v5")
 
 
 def make_env(env_id: str) -> gym.Env:
@@ -33,14 +37,18 @@ def make_env(env_id: str) -> gym.Env:
     return env
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def env_dims(env_id: str) -> tuple[int, int]:
-    """(observation size, action size), from the spaces of a freshly made env."""
-    env = make_env(env_id)
-    try:
-        return env.observation_space.shape[0], env.action_space.shape[0]
-    finally:
-        env.close()
+    """(observation size, action size), from the spaces of a freshly made env.
+
+    Made in a scratch directory: MuJoCo writes its warnings (e.g. Humanoid's deprecated
+    settotalmass) to MUJOCO_LOG.TXT in the working directory, and validating leaves no file."""
+    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
+        env = make_env(env_id)
+        try:
+            return env.observation_space.shape[0], env.action_space.shape[0]
+        finally:
+            env.close()
 
 
 @dataclass

@@ -96,7 +96,7 @@ def run_trial(config: dict[str, Any]) -> None:
         from dsrl_platform.trainer import Trainer  # in the worker: torch, gymnasium, the agents
 
         trainer = Trainer(cfg, sink=sink)
-        tags = {names.TAG_SPARSITY: f"{float(trainer.initial_sparsity):.6g}"}
+        tags = {names.TAG_SPARSITY: f"{float(trainer.sparsity):.6g}"}
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
                 trainer.load(directory)

@@ -13,20 +13,16 @@ raises `SpecError` (a `ValueError`, exit code 2 in the CLI) reading `<file>: <ke
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import functools
 import hashlib
 import itertools
 import json
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -39,6 +35,8 @@ from pydantic import (
 
 from dsrl_platform import names
 from dsrl_platform.config import Algo, Method, RunConfig, first_error
+from dsrl_platform.envs import check_env_id
+from dsrl_platform.yamlfile import read_mapping
 
 # Grid axes: set in `grid`, matched in `overrides[].when`, never set as options (one place each).
 AXES = ("algo", "method", "env", "sparsity", "steps", "seed")
@@ -102,29 +100,6 @@ def _set_options(options: BaseModel) -> dict[str, Any]:
     return options.model_dump(exclude_unset=True)
 
 
-def check_env_id(env: str) -> str:
-    """An id gymnasium knows and can run here (MuJoCo -v4/-v5; -v2/-v3 need the dead mujoco-py)."""
-    from gymnasium.envs import registry  # lazy: `import gymnasium` costs half a second
-
-    spec = registry.get(env)
-    if spec is None:
-        close = difflib.get_close_matches(env, list(registry), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ValueError(f"unknown environment {env!r}{hint}")
-    if "mujoco_py" in getattr(spec.entry_point, "__name__", str(spec.entry_point)):
-        raise ValueError(
-            f"{env} needs mujoco-py, which gymnasium {_gym_version()} cannot run; use "
-            f"{spec.name}-v4 (the papers' v3 dynamics, same learning curves) or {spec.name}-v5"
-        )
-    return env
-
-
-def _gym_version() -> str:
-    import gymnasium
-
-    return gymnasium.__version__
-
-
 EnvId = Annotated[str, Field(min_length=1)]
 
 
@@ -165,7 +140,7 @@ class Grid(BaseModel):
     def _known_envs(cls, envs: list[str]) -> list[str]:
         for i, env in enumerate(envs):
             try:
-                check_env_id(env)
+                check_env_id(env, field_name=None)
             except ValueError as err:
                 raise _ItemError(i, str(err)) from None
         return envs
@@ -215,7 +190,7 @@ class When(BaseModel):
     def _known_envs(cls, envs: list[str] | None) -> list[str] | None:
         for i, env in enumerate(envs or []):
             try:
-                check_env_id(env)
+                check_env_id(env, field_name=None)
             except ValueError as err:
                 raise _ItemError(i, str(err)) from None
         return envs
@@ -328,17 +303,7 @@ class Trial:
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Parse and validate a spec file (the grid is not expanded yet; see `load_trials`)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "yaml"
-        problem = getattr(err, "problem", None) or str(err)
-        raise SpecError(f"{path}: {where}: {problem}") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: top level: expected a mapping with name, grid, … (got {type(raw).__name__})")
+    raw = read_mapping(path, str(path), "name, grid, …", SpecError)
     try:
         return ExperimentSpec.model_validate(raw)
     except ValidationError as err:
@@ -472,6 +437,7 @@ def check_buildable(trials: list[Trial], source: str = "<spec>") -> None:
     One check per distinct sparse configuration (seeds and budgets do not change shapes).
     """
     from dsrl_platform.agents.sparsity import check_densities  # lazy: imports torch
+    from dsrl_platform.envs import env_dims
 
     seen: set[str] = set()
     for t in trials:
@@ -482,19 +448,9 @@ def check_buildable(trials: list[Trial], source: str = "<spec>") -> None:
             continue
         seen.add(key)
         try:
-            check_densities(t.config, *_env_dims(t.config.env))
+            check_densities(t.config, *env_dims(t.config.env))
         except ValueError as err:
             raise SpecError(f"{source}: grid: trial {t.name}: {err}") from None
-
-
-@functools.cache
-def _env_dims(env: str) -> tuple[int, int]:
-    from dsrl_platform.envs import env_dims
-
-    # MuJoCo writes its warnings (e.g. Humanoid's deprecated settotalmass) to MUJOCO_LOG.TXT
-    # in the working directory; validating a spec must leave no file behind.
-    with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch):
-        return env_dims(env)
 
 
 def launch_key(spec: ExperimentSpec, trials: list[Trial]) -> str:

@@ -209,7 +209,6 @@ class Trainer:
                      for s, layer in zip(net.training.updater.final_sparsities, net.topology.layers))
         return pruned / total
 
-    initial_sparsity = sparsity  # the name the launcher uses for the run's sparsity tag
 
     def summary(self) -> dict[str, float | int | str]:
         cfg = self.config

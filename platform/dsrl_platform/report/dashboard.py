@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from dsrl_platform.config import first_error
+from dsrl_platform.yamlfile import read_mapping
 from dsrl_platform.report import stats
 from dsrl_platform.report.figures import FIGURES, Figure
 from dsrl_platform.report.render import html_fragment
@@ -57,14 +57,7 @@ class DashboardSpec(BaseModel):
 
 def load_dashboard(path: Path) -> DashboardSpec:
     """Read and validate a dashboard YAML; mistakes raise ValueError naming file and key."""
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"dashboard {path}: no such file") from None
-    except yaml.YAMLError as err:
-        raise ValueError(f"dashboard {path}: not valid YAML ({' '.join(str(err).split())})") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"dashboard {path}: expected a mapping of name, title, tables, figures")
+    raw = read_mapping(path, f"dashboard {path}", "name, title, tables, figures")
     try:
         return DashboardSpec.model_validate(raw)
     except ValidationError as err:
