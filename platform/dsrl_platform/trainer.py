@@ -217,7 +217,7 @@ class Trainer:
         dense_total = self.dense_flops_per_step * self.grad_steps
         return {
             "algo": cfg.algo, "method": cfg.method, "env": cfg.env, "seed": cfg.seed, "steps": self.step,
-            names.SUMMARY_FINAL_RETURN: float(np.mean(returns[-cfg.final_evals:])),
+            names.SUMMARY_FINAL_RETURN: float(np.mean(returns[-cfg.final_evals:])) if returns else float("nan"),
             # Sokar's learning-curve area: all evaluation returns summed, over the budget.
             names.SUMMARY_LCA: float(np.sum(returns) / cfg.steps),
             "params_actor": counts["actor"], "params_critic": counts["critic"], "params_total": counts["total"],
