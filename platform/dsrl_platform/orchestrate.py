@@ -420,9 +420,20 @@ class ProgressCallback(tune.Callback):
                 t["name"], t["group"], t["env"], status, step, t["budget"], r.get("eval_return"), speed)
         return list(states.values())
 
+    def _average_rate(self, states: list[progress.TrialState]) -> float | None:
+        """Steps/s of the whole launch since the first progress line: the ETA's fallback while
+        every running trial has only just started (no speed of its own yet)."""
+        done, now = sum(min(s.step, s.budget) for s in states), time.monotonic()
+        baseline = getattr(self, "_baseline", None)  # (absent in a callback pickled by an older version)
+        if baseline is None:
+            self._baseline = (now, done)
+            return None
+        return (done - baseline[1]) / (now - baseline[0]) if done > baseline[1] else None
+
     def _print(self, trials: list[Any]) -> None:
         states = self._states(trials)
-        for line in progress.report(states, progress.throughput(states), time.monotonic() - self._start):
+        rate = progress.throughput(states) or self._average_rate(states)
+        for line in progress.report(states, rate, time.monotonic() - self._start):
             print(line, flush=True)
         self._last = time.monotonic()
 
