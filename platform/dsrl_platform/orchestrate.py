@@ -432,7 +432,8 @@ class ProgressCallback(tune.Callback):
 
     def _print(self, trials: list[Any]) -> None:
         states = self._states(trials)
-        rate = progress.throughput(states) or self._average_rate(states)
+        average = self._average_rate(states)  # always: its baseline is the first progress line
+        rate = progress.throughput(states) or average
         for line in progress.report(states, rate, time.monotonic() - self._start):
             print(line, flush=True)
         self._last = time.monotonic()
