@@ -135,6 +135,20 @@ def test_keep_largest_equals_stable_sort():
         assert torch.equal(view, want), trial
 
 
+def spy_on_selection(monkeypatch) -> list[tuple[int, bool]]:
+    """Record (k, whether any weight was cut) for every candidate selection sparsify_target_ runs."""
+    calls, real = [], topology_mod._keep_largest_off_mask_
+
+    def keep(w, k, off, bound=None):
+        before = int(torch.count_nonzero(w))
+        done = real(w, k, off, bound)
+        calls.append((k, int(torch.count_nonzero(w)) < before))
+        return done
+
+    monkeypatch.setattr(topology_mod, "_keep_largest_off_mask_", keep)
+    return calls
+
+
 @pytest.mark.parametrize("pass_tau,tau", [(False, 0.3), (True, 0.3), (True, 0.01)])
 def test_sparsify_target_equals_brute_force_top_k(monkeypatch, pass_tau, tau):
     """Random soft updates, optimizer-like noise and topology changes: the shortcut version
@@ -154,17 +168,8 @@ def test_sparsify_target_equals_brute_force_top_k(monkeypatch, pass_tau, tau):
                 for la in layers]
 
     fast_layers, slow_layers = target_layers(fast), target_layers(slow)
-    sorts = []
-    real = topology_mod._keep_largest_off_mask_
-
-    def keep(w, k, off, bound=None):  # records the steps at which weights were actually cut
-        before = int(torch.count_nonzero(w))
-        done = real(w, k, off, bound)
-        if int(torch.count_nonzero(w)) < before:
-            sorts.append(step)
-        return done
-
-    monkeypatch.setattr(topology_mod, "_keep_largest_off_mask_", keep)
+    calls = spy_on_selection(monkeypatch)
+    sorts = []  # the steps at which weights were actually cut
     for step in range(60):
         with torch.no_grad():
             for p in params:
@@ -184,6 +189,8 @@ def test_sparsify_target_equals_brute_force_top_k(monkeypatch, pass_tau, tau):
                 f.mul_(1 - tau).add_(tau * p)
                 s.mul_(1 - tau).add_(tau * p)
         sparsify_target_(fast_layers, online, tau if pass_tau else None)
+        sorts += [step] * sum(cut for _, cut in calls)
+        calls.clear()
         for la, k in zip(slow_layers, online.nnz()):  # brute force: always the full top-k
             brute_force_top_k_(la.weight, k)
         for f, s in zip(fast, slow):
@@ -201,29 +208,19 @@ def test_sparsify_target_skips_in_the_steady_state(monkeypatch):
     # dense target, its 32 off-mask weights tiny (like stale weights of dropped connections)
     target = 2 * p.detach() + 1e-6 * (1 - online.mask(0))
     layers = [SparseLayer("a", target)]
-    checks, sorts = [], []
-    real_keep = topology_mod._keep_largest_off_mask_
-
-    def keep(w, k, off, bound=None):
-        checks.append(1)
-        before = int(torch.count_nonzero(w))
-        done = real_keep(w, k, off, bound)
-        if int(torch.count_nonzero(w)) < before:
-            sorts.append(k)
-        return done
-
-    monkeypatch.setattr(topology_mod, "_keep_largest_off_mask_", keep)
+    checks = spy_on_selection(monkeypatch)  # (k, whether weights were cut) per call
+    sorts = lambda: [k for k, cut in checks if cut]  # noqa: E731
     sparsify_target_(layers, online)
-    assert sorts == [32] and int(torch.count_nonzero(target)) == 32
+    assert sorts() == [32] and int(torch.count_nonzero(target)) == 32
     n = len(checks)
     for _ in range(5):  # steady state: soft updates from the masked online net cost nothing
         with torch.no_grad():
             target.mul_(0.9).add_(0.1 * p)
         sparsify_target_(layers, online)
-    assert len(checks) == n and sorts == [32]
+    assert len(checks) == n and sorts() == [32]
     online.changed()  # a topology change: checked again (inside the mask: no sort)
     sparsify_target_(layers, online)
-    assert len(checks) == n + 1 and sorts == [32]
+    assert len(checks) == n + 1 and sorts() == [32]
 
 
 def test_candidate_selection_breaks_ties_like_the_full_top_k():
