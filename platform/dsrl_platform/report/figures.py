@@ -47,6 +47,14 @@ def _colours(keys: list[tuple]) -> dict[tuple, str]:
             **{k: f"C{i % 10}" for i, k in enumerate(others)}}
 
 
+LINE_STYLES = ("-", "--", ":", "-.")
+
+
+def _line_styles(budgets) -> dict[int, str]:
+    """One line style per budget (colour already says the method)."""
+    return {b: LINE_STYLES[i % len(LINE_STYLES)] for i, b in enumerate(sorted(budgets))}
+
+
 def _panels(n: int, title: str) -> tuple[MplFigure, list]:
     cols = min(n, MAX_COLUMNS)
     rows = -(-n // cols)
@@ -65,12 +73,14 @@ def _per_env_curves(a: Analysis, x: str, stem: str, title: str, xlabel: str, cap
         envs = sorted(by_algo["env"].unique())
         colours = _colours(list(by_algo[["method", "level"]].drop_duplicates().itertuples(index=False, name=None)))
         budgets = by_algo["budget"].nunique()
+        styles = _line_styles(by_algo["budget"].unique())
         fig, axes = _panels(len(envs), f"{algo}: {title}")
         for ax, env in zip(axes, envs):
             for key, g in by_algo[by_algo["env"] == env].groupby(GROUP, sort=True):
                 _, _, budget, method, level = key
                 colour = colours[(method, level)]
-                ax.plot(g[x], g["mean"], color=colour, label=_label(method, level, budget, budgets))
+                ax.plot(g[x], g["mean"], color=colour, linestyle=styles[budget],
+                        label=_label(method, level, budget, budgets))
                 ax.fill_between(g[x], g["mean"] - g["ci"], g["mean"] + g["ci"], color=colour, alpha=0.2, lw=0)
             ax.set_title(env)
             ax.set_xlabel(xlabel)
