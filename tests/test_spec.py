@@ -233,3 +233,21 @@ def test_cli_bad_spec_exits_2_with_one_line(tmp_path):
         assert out.returncode == 2
         assert out.stderr.strip().count("\n") == 0
         assert f"{path}: options.lamda1: unknown key" in out.stderr
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_experiment_validates(path):
+    spec, trials = load_trials(path)
+    assert trials and len({t.run_key for t in trials}) == len(trials)
+
+
+def test_graesser_grid_is_sac_over_sparsity_levels_with_erk_everywhere():
+    spec, trials = load_trials(EXPERIMENTS / "graesser_sac.yaml")
+    sparse = [t.resolved for t in trials if t.config.method != "dense"]
+    assert {t.algo for t in sparse} == {"sac"} and len(trials) == 25 + 4 * 5 * 5 * 5
+    assert {(t.distribution, t.sparse_layers) for t in sparse} == {("erk", "all")}
+    assert {t.sparsity for t in sparse} == {0.5, 0.8, 0.9, 0.95, 0.99}
+    rigl = next(t for t in sparse if t.method == "rigl")
+    assert (rigl.drop_fraction, rigl.drop_schedule, rigl.topology_end, rigl.update_replaces_step) == (0.5, "cosine", 800_000, True)
+    prune = next(t for t in sparse if t.method == "prune")
+    assert (prune.prune_start, prune.prune_end) == (200_000, 800_000)
