@@ -155,3 +155,16 @@ def test_metrics_reach_the_sink_with_environment_steps():
     assert max(v for _, v in sink.series(names.TOPOLOGY_CHURN)) > 0
     summary = dict(sink.points[-1][1])
     assert summary[names.SUMMARY_PREFIX + names.SUMMARY_FINAL_RETURN] == trainer.summary()["final_return"]
+
+
+def test_rigl_updates_cost_the_dense_gradient_of_their_step():
+    """Evci et al.: an update step's backward is 2·f_S + f_D per sample instead of 3·f_S."""
+    trainer = Trainer(tiny("td3", "rigl"))
+    list(trainer.evaluations())
+    agent = trainer.agent
+    extra = 0
+    for net in (agent.actor_sparsity, agent.critic_sparsity):
+        assert net.training.updates_done > 0
+        sparse, dense = agent.forward_flops(net), agent.forward_flops(net, dense=True)
+        extra += net.training.updates_done * (dense - sparse) * agent.cfg.batch_size
+    assert trainer.train_flops == pytest.approx(trainer.grad_steps * agent.train_flops_per_grad_step() + extra)

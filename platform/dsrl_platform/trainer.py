@@ -180,13 +180,11 @@ class Trainer:
 
     def param_counts(self) -> dict[str, float]:
         """Nonzero weights, the papers' convention: no biases, actor + both critics, no targets."""
-        agent = self.agent
-        actor, critic = agent.actor_sparsity, agent.critic_sparsity
-        n_actor, n_critic = sum(actor.nnz().values()), sum(critic.nnz().values())
-        full_actor = sum(w.layer.weight.numel() for w in actor.layers)
-        full_critic = sum(w.layer.weight.numel() for w in critic.layers)
+        counts, full = self.agent.param_counts(), self.agent.param_counts(dense=True)
+        n_actor, n_critic = counts["actor"].weights, counts["critic"].weights
+        full_actor, full_critic = full["actor"].weights, full["critic"].weights
         return {"actor": n_actor, "critic": n_critic, "total": n_actor + n_critic,
-                "total_with_biases": n_actor + n_critic + agent.bias_count(),
+                "total_with_biases": counts["actor"].with_biases + counts["critic"].with_biases,
                 "actor_sparsity": 1 - n_actor / full_actor, "critic_sparsity": 1 - n_critic / full_critic,
                 "sparsity": 1 - (n_actor + n_critic) / (full_actor + full_critic)}
 

@@ -147,8 +147,14 @@ class OffPolicyAgent:
         """Per layer, online networks only (targets excluded, as in both papers)."""
         return {**self.actor_sparsity.nnz(), **self.critic_sparsity.nnz()}
 
-    def bias_count(self) -> int:
-        return sum(b.numel() for net in (self.actor, self.critic) for b in net.biases())
+    def param_counts(self, dense: bool = False) -> dict[str, flops.ParamCounts]:
+        """Per online network: nonzero weights, and with biases (`dense`: as if unmasked)."""
+        counts = {}
+        for name, net, sparsity in (("actor", self.actor, self.actor_sparsity),
+                                    ("critic", self.critic, self.critic_sparsity)):
+            weights = list({id(w.layer.param): w.layer.param for w in sparsity.layers}.values())
+            counts[name] = flops.param_counts(weights, net.biases(), None if dense else sparsity.topology)
+        return counts
 
     def forward_flops(self, network: NetworkSparsity, dense: bool = False) -> int:
         """FLOPs of one sample's forward pass; a sparse layer costs in proportion to its nonzeros."""
@@ -167,11 +173,12 @@ class OffPolicyAgent:
         return critic + actor * self.actor_updates_per_grad_step()
 
     def topology_update_flops(self, network: NetworkSparsity) -> float:
-        """Extra cost of one topology update: RigL's dense gradient (Evci et al.: 2× a dense
-        forward on the batch); magnitude-based drops and random growth are negligible."""
+        """Extra cost of one topology update: RigL's dense gradient (Evci et al.);
+        magnitude-based drops and random growth are negligible."""
         if self.cfg.method != "rigl":
             return 0.0
-        return 2.0 * self.forward_flops(network, dense=True) * self.cfg.batch_size
+        return flops.rigl_update_extra_flops(self.forward_flops(network), self.forward_flops(network, dense=True),
+                                             self.cfg.batch_size)
 
     # --- state ---------------------------------------------------------------------------
     def state_dict(self) -> dict:

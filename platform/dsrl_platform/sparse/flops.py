@@ -34,12 +34,17 @@ def training_flops(forward_flops_per_sample: int, batch: int) -> int:
     return 3 * forward_flops_per_sample * batch
 
 
+def rigl_update_extra_flops(sparse_forward: int, dense_forward: int, batch: int) -> int:
+    """Extra FLOPs of one RigL topology update (Evci et al. 2020, appendix): that step's
+    backward computes the dense gradient, 2·f_S + f_D per sample instead of 3·f_S."""
+    return (dense_forward - sparse_forward) * batch
+
+
 def rigl_training_flops(sparse_forward: int, dense_forward: int, batch: int, interval: int) -> float:
-    """Average FLOPs per gradient step of RigL (Evci et al. 2020, appendix): every `interval`
-    steps the backward pass computes the dense gradient, so one step in ΔT+1 costs
-    2·f_S + f_D instead of 3·f_S:  (3·f_S·ΔT + 2·f_S + f_D) / (ΔT + 1) per sample."""
-    per_sample = (3 * sparse_forward * interval + 2 * sparse_forward + dense_forward) / (interval + 1)
-    return per_sample * batch
+    """Average FLOPs per gradient step of RigL: one step in ΔT+1 is an update step,
+    (3·f_S·ΔT + 2·f_S + f_D) / (ΔT + 1) per sample."""
+    extra = rigl_update_extra_flops(sparse_forward, dense_forward, batch)
+    return training_flops(sparse_forward, batch) + extra / (interval + 1)
 
 
 class ParamCounts(NamedTuple):
