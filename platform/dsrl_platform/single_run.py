@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dsrl_platform.config import RunConfig, parse_assignments
 from dsrl_platform.envs import check_env_id
+from dsrl_platform.progress import duration
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -46,12 +47,6 @@ def default_out(config: RunConfig) -> Path:
     return Path("results") / f"{config.algo}-{config.method}-{config.env}-s{config.seed}"
 
 
-def _duration(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
-
-
 def run_command(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     out = Path(args.out) if args.out else default_out(config)
@@ -78,7 +73,7 @@ def run_command(args: argparse.Namespace) -> int:
         _write_curve(out, trainer)
         done = evaluation.step - start_step
         elapsed = time.perf_counter() - start
-        eta = "" if done <= 0 else f", ETA {_duration(elapsed / done * (cfg.steps - evaluation.step))}"
+        eta = "" if done <= 0 else f", ETA {duration(elapsed / done * (cfg.steps - evaluation.step))}"
         print(f"  step {evaluation.step:>8}/{cfg.steps} ({100 * evaluation.step / cfg.steps:5.1f}%)  "
               f"return {evaluation.return_mean:9.2f} ± {evaluation.return_std:7.2f}{eta}",
               file=sys.stderr, flush=True)
