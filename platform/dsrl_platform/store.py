@@ -21,3 +21,9 @@ def resolve_tracking_uri(cli_value: str | None = None) -> str:
     if "://" not in uri:  # a bare path: treat as a SQLite file
         return f"sqlite:///{Path(uri).resolve()}"
     return uri
+
+
+def check_store_exists(uri: str, hint: str = "pass --tracking-uri or set MLFLOW_TRACKING_URI") -> None:
+    """Readers refuse a missing SQLite file: opening one would create an empty store."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise ValueError(f"tracking store {uri}: no such file ({hint})")

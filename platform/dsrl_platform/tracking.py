@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from dsrl_platform import names
 from dsrl_platform.progress import TrialState
+from dsrl_platform.store import check_store_exists
 
 RETRY_ENV = "DSRL_TRACKING_RETRY_S"  # how long the final flush (and run bookkeeping) keeps retrying
 DEFAULT_RETRY_S = 600.0
@@ -125,8 +126,8 @@ class Tracker:
         """A tracker whose store answered; a user-facing ValueError naming the URI if not."""
         if uri.startswith("file:") or ("://" not in uri and not uri.startswith("sqlite")):
             raise ValueError(f"tracking store {uri}: file stores are not supported; use sqlite:///ABSOLUTE/PATH/mlflow.db or an http(s) server")
-        if must_exist and uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-            raise ValueError(f"tracking store {uri}: no such file (pass --tracking-uri or set MLFLOW_TRACKING_URI)")
+        if must_exist:
+            check_store_exists(uri)
         tracker = cls(uri)
         try:
             tracker.client.search_experiments(max_results=1)
@@ -420,8 +421,7 @@ def open_ui(uri: str, host: str, port: int) -> int:
     if uri.startswith(("http://", "https://")):
         print(f"the tracking server has its own UI: {uri}")
         return 0
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise ValueError(f"tracking store {uri}: no such file (launch an experiment first, or pass --tracking-uri)")
+    check_store_exists(uri, "launch an experiment first, or pass --tracking-uri")
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or shutil.which("mlflow")
     cmd = [mlflow, "ui"] if mlflow else [sys.executable, "-m", "mlflow", "ui"]
     cmd += ["--backend-store-uri", uri, "--host", host, "--port", str(port)]

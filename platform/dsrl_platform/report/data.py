@@ -24,6 +24,7 @@ from mlflow.exceptions import MlflowException
 
 from dsrl_platform import names
 from dsrl_platform.config import RunConfig
+from dsrl_platform.store import check_store_exists
 
 FINISHED = names.STATUS_FINISHED
 LAUNCH, TRIAL = names.ROLE_LAUNCH, names.ROLE_TRIAL
@@ -101,11 +102,7 @@ def load_experiment(experiment: str, tracking_uri: str) -> ExperimentData:
 
 
 def _client(tracking_uri: str) -> MlflowClient:
-    # Opening a SQLite URI creates the file: refuse instead of leaving an empty store behind.
-    if tracking_uri.startswith("sqlite:///"):
-        path = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise ValueError(f"tracking store {tracking_uri}: no such file (pass --tracking-uri)")
+    check_store_exists(tracking_uri, "pass --tracking-uri")
     return MlflowClient(tracking_uri=tracking_uri)
 
 
