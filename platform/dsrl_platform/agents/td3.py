@@ -27,11 +27,10 @@ class TD3(OffPolicyAgent):
         cfg = self.cfg
         obs, action, reward, next_obs, not_done = batch
         self.grad_step += 1
-        unit_action = (action - self.action_bias) / self.action_scale  # work in [-1, 1]
 
         with torch.no_grad():
             # Target policy smoothing: clipped Gaussian noise on the target action.
-            noise = torch.randn(unit_action.shape, generator=self.noise, device=self.device)
+            noise = torch.randn(action.shape, generator=self.noise, device=self.device)  # in [-1, 1] units
             noise = (cfg.policy_noise * noise).clamp(-cfg.noise_clip, cfg.noise_clip)
             next_action = (torch.tanh(self.actor_target(next_obs)) + noise).clamp(-1.0, 1.0)
             q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=0).values
