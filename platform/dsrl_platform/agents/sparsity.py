@@ -48,31 +48,33 @@ def _densities(cfg: RunConfig, sparse: list[WeightLayer], sparsity: float | None
     return distributions.DISTRIBUTIONS[cfg.distribution](shapes, sparsity=sparsity)
 
 
-def _set_like(drop_rule: Callable[[RunConfig], str], cls: type[updaters.Updater]):
+# How a method's options reach its updater; which class serves a method is the sparse
+# library's registry (updaters.UPDATERS). Each takes (topology, resolved config, generator,
+# final densities).
+def _set_like(drop_rule: Callable[[RunConfig], str]):
     def build(topology, cfg: RunConfig, g: torch.Generator, final: list[float]) -> updaters.Updater:
-        return cls(topology, generator=g, interval=cfg.topology_interval,
-                   end_step=_grad_step(cfg, cfg.topology_end), drop_fraction=cfg.drop_fraction,
-                   schedule=cfg.drop_schedule, drop_rule=drop_rule(cfg))
+        return updaters.UPDATERS[cfg.method](
+            topology, generator=g, interval=cfg.topology_interval, end_step=_grad_step(cfg, cfg.topology_end),
+            drop_fraction=cfg.drop_fraction, schedule=cfg.drop_schedule, drop_rule=drop_rule(cfg))
     return build
 
 
 def _prune(topology, cfg: RunConfig, g: torch.Generator, final: list[float]) -> updaters.Updater:
-    return updaters.GradualPruningUpdater(
+    return updaters.UPDATERS[cfg.method](
         topology, generator=g, interval=cfg.prune_interval, start_step=_grad_step(cfg, cfg.prune_start),
         end_step=_grad_step(cfg, cfg.prune_end), final_densities=final)
 
 
-def _fixed(cls: type[updaters.Updater]):
-    return lambda topology, cfg, g, final: cls(topology, generator=g)
+def _fixed(topology, cfg: RunConfig, g: torch.Generator, final: list[float]) -> updaters.Updater:
+    return updaters.UPDATERS[cfg.method](topology, generator=g)
 
 
-# method -> updater builder (topology, resolved config, generator, final densities)
 UPDATER_BUILDERS = {
-    "dense": _fixed(updaters.DenseUpdater),
-    "static": _fixed(updaters.StaticUpdater),
-    "ds": _set_like(lambda cfg: cfg.drop_rule, updaters.SETUpdater),
-    "set": _set_like(lambda cfg: "magnitude", updaters.SETUpdater),
-    "rigl": _set_like(lambda cfg: "magnitude", updaters.RigLUpdater),
+    "dense": _fixed,
+    "static": _fixed,
+    "ds": _set_like(lambda cfg: cfg.drop_rule),  # Sokar: the paper's or the code's sign split
+    "set": _set_like(lambda cfg: "magnitude"),  # Graesser: smallest |w| regardless of sign
+    "rigl": _set_like(lambda cfg: "magnitude"),
     "prune": _prune,
 }
 
