@@ -11,13 +11,16 @@ TRAIN_EPISODE_RETURN = "train/episode_return"
 TRAIN_FLOPS = "cost/train_flops"  # cumulative training FLOPs, topology updates included
 TRAIN_FLOPS_DENSE = "cost/train_flops_dense"  # cumulative FLOPs the dense agent would spend
 FLOPS_PER_STEP = "cost/flops_per_step"  # training FLOPs of one environment step, now
-PARAMS_ACTOR = "params/actor"  # nonzero weights (papers' convention: no biases)
-PARAMS_CRITIC = "params/critic"  # both critics, targets excluded
-PARAMS_TOTAL = "params/total"
+PARAMS_PREFIX = "params/"  # + network: nonzero weights (papers' convention: no biases, no targets)
+PARAMS_ACTOR = "params/actor"
+PARAMS_CRITIC = "params/critic"  # both critics
+PARAMS_TOTAL = "params/total"  # every trained network
 PARAMS_TOTAL_WITH_BIASES = "params/total_with_biases"
+SPARSITY_PREFIX = "sparsity/"  # + network
 SPARSITY_ACTOR = "sparsity/actor"
 SPARSITY_CRITIC = "sparsity/critic"
 SPARSITY_TOTAL = "sparsity/total"
+TRAIN_FLOPS_PREFIX = "cost/train_flops/"  # + network: its cumulative training FLOPs
 LAYER_SPARSITY_PREFIX = "layer_sparsity/"  # + layer name, e.g. layer_sparsity/actor.0
 TOPOLOGY_CHURN = "topology/churn"  # connections regrown at the latest topology update
 STEPS_PER_S = "perf/steps_per_s"
@@ -25,6 +28,18 @@ STEPS_PER_S = "perf/steps_per_s"
 
 def layer_sparsity_metric(layer: str) -> str:
     return LAYER_SPARSITY_PREFIX + layer
+
+
+def params_metric(network: str) -> str:
+    return PARAMS_PREFIX + network
+
+
+def sparsity_metric(network: str) -> str:
+    return SPARSITY_PREFIX + network
+
+
+def train_flops_metric(network: str) -> str:
+    return TRAIN_FLOPS_PREFIX + network
 
 
 # --- tags on every trial run ----------------------------------------------------------

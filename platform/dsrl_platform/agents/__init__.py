@@ -1,7 +1,6 @@
-"""Algorithms by name."""
+"""RL agents on the sparse library: the protocol the runner uses, and one module per algorithm.
 
-from dsrl_platform.agents.base import OffPolicyAgent
-from dsrl_platform.agents.sac import SAC
-from dsrl_platform.agents.td3 import TD3
-
-ALGORITHMS: dict[str, type[OffPolicyAgent]] = {"td3": TD3, "sac": SAC}
+The registry (agents/registry.py) maps names to algorithms; import it from there
+(`from dsrl_platform.agents.registry import ALGORITHMS`) so that `import dsrl_platform.agents`
+stays cheap.
+"""

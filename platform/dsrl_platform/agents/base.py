@@ -1,24 +1,58 @@
-"""What TD3 and SAC share: networks, optimizers, sparse training, targets, accounting, state.
+"""What the replay-based agents (TD3, SAC, DQN) share: options, buffer, warm-up, update schedule.
 
-An algorithm subclass supplies its actor head (`actor_out_dim`, `policy`), its `update(batch)`
-and how often its actor trains (`actor_updates_per_grad_step`); everything else lives here once.
+A `ReplayAgent` acts at random for `warmup_steps`, stores every transition, and makes one
+update every `train_every` environment steps after the warm-up. Its random choices (warm-up
+actions, minibatch indices) draw from one numpy generator seeded with the run's seed; network
+noise (exploration, target smoothing) from a torch generator seeded with seed + 1.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 from torch import nn
 
-from dsrl_platform.agents.networks import MLP, TwinCritic
-from dsrl_platform.agents.sparsity import NetworkSparsity, build_network_sparsity
-from dsrl_platform.config import RunConfig
-from dsrl_platform.sparse import flops
-from dsrl_platform.sparse.topology import sparsify_target_
+from dsrl_platform.agents.protocol import Spaces, Transition
+from dsrl_platform.agents.sparsity import build_sparse_network
+from dsrl_platform.buffers.replay import ReplayBuffer
+from dsrl_platform.config import Resolved, RunConfig
+from dsrl_platform.methods import METHODS
+from dsrl_platform.sparse.network import SparseNetwork
+
+
+class OffPolicyConfig(RunConfig):
+    """Options of the agents that learn from a replay buffer."""
+
+    warmup_steps: int = Field(25_000, ge=0, description="random-action steps before the first update")
+    batch_size: int | None = Field(None, gt=0, description="minibatch size")
+    buffer_size: int = Field(1_000_000, gt=0, description="replay capacity in transitions")
+    train_every: int = Field(1, gt=0, description="environment steps per gradient update after the warm-up")
+    tau: float | None = Field(None, gt=0, le=1, description="target update rate (1: a hard copy)")
+    target_update_every: int | None = Field(None, gt=0, description="gradient steps between target updates")
+    sparse_targets: Literal["off", "topk", "mask"] | None = Field(None, description="target networks' sparsity: topk keeps each target layer's k largest weights, k = online nonzeros (Sokar; default for ds); mask multiplies targets by the online masks (cheaper); off")
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> OffPolicyConfig:
+        if self.steps <= self.warmup_steps:
+            raise ValueError(f"steps: the budget ({self.steps}) must exceed warmup_steps ({self.warmup_steps})")
+        if self.batch_size is not None and self.buffer_size < self.batch_size:
+            raise ValueError(f"buffer_size: {self.buffer_size} is smaller than one batch ({self.batch_size})")
+        if self.sparse_targets is not None and not METHODS[self.method].sparse:
+            raise ValueError("sparse_targets: the dense method has no masks for its targets")
+        return self
+
+    def grad_step_at(self, env_step: int) -> int:
+        return max(env_step - self.warmup_steps, 0) // self.train_every
+
+    def algorithm_defaults(self) -> dict[str, Any]:
+        method = METHODS[self.method]
+        return {"sparse_targets": method.target_rule} if method.sparse else {}
 
 
 def pick_device(name: str) -> torch.device:
@@ -29,9 +63,9 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_adam(params, cfg: RunConfig, device: torch.device) -> torch.optim.Adam:
+def make_adam(params, cfg: Resolved, **extra: Any) -> torch.optim.Adam:
     # Fused Adam: one kernel for all of a network's tensors (CPU and CUDA).
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True, **extra)
 
 
 @contextmanager
@@ -47,154 +81,92 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def _target_layers(target: nn.Module, sparsity: NetworkSparsity):
-    """The target network's layers that mirror the online network's sparse layers, in order."""
-    if sparsity.topology is None:
-        return [], None
-    by_name = {w.layer.name: w.layer for w in target.weight_layers()}
-    return [by_name[layer.name] for layer in sparsity.topology.layers], sparsity.topology
+class ReplayAgent:
+    """Buffer, warm-up and schedule of a replay-based agent; subclasses build `networks`."""
 
+    acting_network = "actor"
 
-def _target_masks(pairs, sparsities) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(target params, online masks) for every masked parameter: the "mask" target rule."""
-    params, masks = [], []
-    for (online, target, _), sparsity in zip(pairs, sparsities):
-        if sparsity.topology is None:
-            continue
-        for o, t in zip(online, target):
-            mask = sparsity.topology.param_mask(o)
-            if mask is not None:
-                params.append(t)
-                masks.append(mask)
-    return params, masks
-
-
-class OffPolicyAgent:
-    actor_out_dim_factor = 1  # SAC's actor outputs mean and log-std
-
-    def __init__(self, obs_dim: int, act_dim: int, action_low: np.ndarray, action_high: np.ndarray,
-                 cfg: RunConfig):
-        self.cfg, self.device = cfg, pick_device(cfg.device)
-        self.obs_dim, self.act_dim = obs_dim, act_dim
-        init = torch.Generator().manual_seed(cfg.seed)  # weights and masks (CPU, reproducible)
+    def __init__(self, cfg: Resolved, spaces: Spaces):
+        self.cfg, self.spaces = cfg, spaces
+        self.device = pick_device(cfg.device)
+        self.init = torch.Generator().manual_seed(cfg.seed)  # weights and masks (CPU, reproducible)
         self.noise = torch.Generator(self.device).manual_seed(cfg.seed + 1)  # exploration, targets
-        self.action_scale = torch.as_tensor((action_high - action_low) / 2, dtype=torch.float32, device=self.device)
-        self.action_bias = torch.as_tensor((action_high + action_low) / 2, dtype=torch.float32, device=self.device)
-
-        self.actor = MLP(obs_dim, cfg.hidden_sizes, act_dim * self.actor_out_dim_factor, init, "actor").to(self.device)
-        self.critic = TwinCritic(obs_dim + act_dim, cfg.hidden_sizes, init).to(self.device)
-        self.actor_opt = make_adam(self.actor.parameters(), cfg, self.device)
-        self.critic_opt = make_adam(self.critic.parameters(), cfg, self.device)
-        self.actor_sparsity = build_network_sparsity(
-            self.actor.weight_layers(), self.actor_opt, cfg, cfg.actor_sparsity, init)
-        self.critic_sparsity = build_network_sparsity(
-            self.critic.weight_layers(), self.critic_opt, cfg, cfg.critic_sparsity, init)
-        # Targets start as copies of the (already masked) online networks.
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self._target_pairs = [
-            (list(online.parameters()), list(target.parameters()), _target_layers(target, sparsity))
-            for online, target, sparsity in ((self.actor, self.actor_target, self.actor_sparsity),
-                                             (self.critic, self.critic_target, self.critic_sparsity))]
-        self._target_masks = _target_masks(self._target_pairs, (self.actor_sparsity, self.critic_sparsity))
+        self.rng = np.random.default_rng(cfg.seed)  # warm-up actions, minibatch indices
+        self.replay = ReplayBuffer(spaces.obs_shape, min(cfg.buffer_size, cfg.steps), obs_dtype=spaces.obs_dtype,
+                                   action_dim=None if spaces.discrete else spaces.action_dim)
+        self.env_steps = 0
         self.grad_step = 0
+        self.networks: dict[str, SparseNetwork] = {}
 
-    # --- acting -------------------------------------------------------------------------
-    def scale(self, squashed: torch.Tensor) -> torch.Tensor:
-        """[-1, 1] → the environment's action box."""
-        return squashed * self.action_scale + self.action_bias
+    def sparse_network(self, name: str, module: nn.Module, optimizer: torch.optim.Optimizer,
+                       update_rate: float = 1.0) -> SparseNetwork:
+        """Register `module` as a trained network: masks, updater and accounting."""
+        net = build_sparse_network(name, module, optimizer, self.cfg, self.init, self.cfg.batch_size,
+                                   update_rate / self.cfg.train_every)
+        self.networks[name] = net
+        return net
 
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
-        x = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        return self.policy(x, explore).squeeze(0).cpu().numpy()
+    # --- the protocol --------------------------------------------------------------------
+    def act(self, obs: np.ndarray, explore: bool):
+        if explore and self.env_steps < self.cfg.warmup_steps:
+            return self.random_action()
+        with torch.no_grad():
+            return self.policy(self.obs_tensor(obs).unsqueeze(0), explore)
 
-    def policy(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+    def obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        """Vectors as float32 (the buffer's dtype too); frames and grids keep theirs."""
+        dtype = torch.float32 if self.spaces.obs_dtype == "float32" else None
+        return torch.as_tensor(obs, dtype=dtype, device=self.device)
+
+    def random_action(self):
+        s = self.spaces
+        if s.discrete:
+            return int(self.rng.integers(s.action_dim))
+        return self.rng.uniform(np.array(s.action_low), np.array(s.action_high)).astype(np.float32)
+
+    def observe(self, t: Transition) -> None:
+        self.replay.add(t.obs, t.action, t.reward, t.next_obs, t.terminated)
+        self.env_steps += 1
+
+    def updates_due(self, step: int) -> int:
+        warmup = self.cfg.warmup_steps
+        return int(step > warmup and (step - warmup) % self.cfg.train_every == 0)
+
+    def update(self) -> Mapping[str, Any]:
+        self.grad_step += 1
+        return self.learn(self.replay.sample(self.cfg.batch_size, self.rng, self.device))
+
+    # --- what an algorithm supplies ----------------------------------------------------------
+    def policy(self, obs: torch.Tensor, explore: bool):
+        """The action for one observation (a batch of 1), as the environment takes it."""
         raise NotImplementedError
 
-    def update(self, batch) -> dict[str, float]:
+    def learn(self, batch) -> Mapping[str, Any]:
+        """One gradient update on a minibatch (self.grad_step already counts it)."""
         raise NotImplementedError
 
-    def actor_updates_per_grad_step(self) -> float:
+    # --- state -------------------------------------------------------------------------------
+    def modules(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
+        """Everything with a state_dict that the agent trains or keeps (networks, targets, optimizers)."""
         raise NotImplementedError
 
-    # --- steps shared by the algorithms --------------------------------------------------
-    def critic_step(self, loss: torch.Tensor) -> None:
-        self.critic_opt.zero_grad(set_to_none=False)
-        loss.backward()
-        self.critic_sparsity.training.step(self.grad_step)
+    def state_dict(self) -> dict[str, Any]:
+        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
+                "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
+                "noise": self.noise.get_state(), "rng": self.rng.bit_generator.state,
+                "replay": self.replay.state_dict(), "env_steps": self.env_steps, "grad_step": self.grad_step}
 
-    def actor_step(self, loss: torch.Tensor) -> None:
-        self.actor_opt.zero_grad(set_to_none=False)
-        loss.backward()
-        self.actor_sparsity.training.step(self.grad_step)
-
-    @torch.no_grad()
-    def update_targets(self, tau: float) -> None:
-        for (online, target, (target_layers, topology)) in self._target_pairs:
-            if tau == 1.0:
-                torch._foreach_copy_(target, online)
-            else:
-                torch._foreach_lerp_(target, online, tau)
-            if self.cfg.sparse_targets == "topk" and topology is not None:
-                # Sokar: each target layer keeps as many (largest) weights as its online layer.
-                sparsify_target_(target_layers, topology, tau)
-        if self.cfg.sparse_targets == "mask" and self._target_masks[0]:
-            torch._foreach_mul_(*self._target_masks)
-
-    # --- accounting (papers' conventions; see sparse/flops.py) ---------------------------
-    def nonzero_weights(self) -> dict[str, int]:
-        """Per layer, online networks only (targets excluded, as in both papers)."""
-        return {**self.actor_sparsity.nnz(), **self.critic_sparsity.nnz()}
-
-    def param_counts(self, dense: bool = False) -> dict[str, flops.ParamCounts]:
-        """Per online network: nonzero weights, and with biases (`dense`: as if unmasked)."""
-        counts = {}
-        for name, net, sparsity in (("actor", self.actor, self.actor_sparsity),
-                                    ("critic", self.critic, self.critic_sparsity)):
-            weights = list({id(w.layer.param): w.layer.param for w in sparsity.layers}.values())
-            counts[name] = flops.param_counts(weights, net.biases(), None if dense else sparsity.topology)
-        return counts
-
-    def forward_flops(self, network: NetworkSparsity, dense: bool = False) -> int:
-        """FLOPs of one sample's forward pass; a sparse layer costs in proportion to its nonzeros."""
-        nnz = network.nnz()
-        return flops.mlp_forward_flops([
-            (w.layer.weight.numel() if dense else nnz[w.layer.name], w.layer.shape[0], True)
-            for w in network.layers])
-
-    def train_flops_per_grad_step(self, dense: bool = False) -> float:
-        """Sokar's count: critic training (both heads) every step plus actor training when it
-        updates, each 3× its forward pass (backward ≈ 2× forward) on a batch. With TD3 on
-        HalfCheetah this gives 1.07e14 FLOPs for 1e6 steps, the paper's dense figure."""
-        b = self.cfg.batch_size
-        critic = flops.training_flops(self.forward_flops(self.critic_sparsity, dense), b)
-        actor = flops.training_flops(self.forward_flops(self.actor_sparsity, dense), b)
-        return critic + actor * self.actor_updates_per_grad_step()
-
-    def topology_update_flops(self, network: NetworkSparsity) -> float:
-        """Extra cost of one topology update: RigL's dense gradient (Evci et al.);
-        magnitude-based drops and random growth are negligible."""
-        if self.cfg.method != "rigl":
-            return 0.0
-        return flops.rigl_update_extra_flops(self.forward_flops(network), self.forward_flops(network, dense=True),
-                                             self.cfg.batch_size)
-
-    # --- state ---------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        return {
-            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
-            "actor_target": self.actor_target.state_dict(), "critic_target": self.critic_target.state_dict(),
-            "actor_opt": self.actor_opt.state_dict(), "critic_opt": self.critic_opt.state_dict(),
-            "actor_sparse": self.actor_sparsity.training.state_dict(),
-            "critic_sparse": self.critic_sparsity.training.state_dict(),
-            "noise": self.noise.get_state(), "grad_step": self.grad_step,
-        }
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in ("actor", "critic", "actor_target", "critic_target", "actor_opt", "critic_opt"):
-            getattr(self, name).load_state_dict(state[name])
-        self.actor_sparsity.training.load_state_dict(state["actor_sparse"])
-        self.critic_sparsity.training.load_state_dict(state["critic_sparse"])
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, m in self.modules().items():
+            m.load_state_dict(state["modules"][k])
+        for k, net in self.networks.items():
+            net.training.load_state_dict(state["sparse"][k])
         self.noise.set_state(state["noise"])
-        self.grad_step = state["grad_step"]
+        self.rng.bit_generator.state = state["rng"]
+        self.replay.load_state_dict(state["replay"])
+        self.env_steps, self.grad_step = int(state["env_steps"]), int(state["grad_step"])
+
+
+def threads_warning(cfg: RunConfig) -> str | None:
+    cores = os.cpu_count() or 1
+    return f"threads: {cfg.threads} torch threads on a {cores}-core machine" if cfg.threads > cores else None

@@ -1,47 +1,88 @@
-"""Actor and twin-critic MLPs, with their weight matrices exposed as named sparse layers.
+"""The agents' networks, with their weight tensors exposed as named sparse layers.
 
-Initialisation is PyTorch's default `nn.Linear` init (U(±1/sqrt(fan_in)) for weights and
-biases), drawn from the run's generator; Sokar et al. multiply it by the mask, no rescaling.
+MLP (actors, value and Q-networks on vectors), TwinCritic (TD3/SAC's Q1 and Q2 in one pass)
+and ConvQNetwork (MinAtar's small net, Atari's Nature CNN). Every network lists its weights as
+`WeightLayer`s (`weight_layers()`) and its biases (`biases()`): the sparse library masks,
+counts and updates exactly those. Built under `torch.device("meta")` they give the shapes
+without allocating (how configs are validated).
+
+Initialisers draw from the run's generator. `torch_default` is PyTorch's `nn.Linear` init
+(U(±1/√fan_in) for weights and biases), which Sokar et al. multiply by the mask, no rescaling.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from typing import NamedTuple
-
+from dsrl_platform.sparse.network import WeightLayer
 from dsrl_platform.sparse.topology import SparseLayer
 
-
-class WeightLayer(NamedTuple):
-    """A weight matrix of a network with its position: depth 0 is the input layer."""
-
-    layer: SparseLayer
-    depth: int
-    is_output: bool
+# (weight, bias, generator) -> None, in place. fan_in/out are read off the weight's shape.
+Init = Callable[[torch.Tensor, torch.Tensor, torch.Generator | None], None]
 
 
-def _default_init_(tensor: torch.Tensor, fan_in: int, generator: torch.Generator) -> None:
-    bound = 1.0 / math.sqrt(fan_in)
+def _fans(weight: torch.Tensor) -> tuple[int, int]:
+    receptive = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
+    return weight.shape[-1 if weight.dim() == 2 else 1] * receptive, weight.shape[-2 if weight.dim() == 2 else 0] * receptive
+
+
+def _uniform_(tensor: torch.Tensor, bound: float, generator: torch.Generator | None) -> None:
     with torch.no_grad():
         tensor.uniform_(-bound, bound, generator=generator)
+
+
+def torch_default(weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator | None) -> None:
+    """PyTorch's nn.Linear/nn.Conv2d init: weights and biases U(±1/√fan_in)."""
+    bound = 1.0 / math.sqrt(_fans(weight)[0])
+    _uniform_(weight, bound, generator)
+    _uniform_(bias, bound, generator)
+
+
+def he_truncated_normal(weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator | None) -> None:
+    """Keras VarianceScaling(2, fan_in, truncated normal) with zero biases (TF-Agents' DQN):
+    N(0, σ²) cut at ±2σ, σ = √(2/fan_in)/0.8796 so that the truncated variance is 2/fan_in."""
+    std = math.sqrt(2.0 / _fans(weight)[0]) / 0.87962566103423978
+    with torch.no_grad():
+        nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std, generator=generator)
+        bias.zero_()
+
+
+def glorot_uniform(weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator | None) -> None:
+    """Keras' default (Dopamine's Nature CNN): U(±√(6/(fan_in+fan_out))), zero biases."""
+    fan_in, fan_out = _fans(weight)
+    _uniform_(weight, math.sqrt(6.0 / (fan_in + fan_out)), generator)
+    with torch.no_grad():
+        bias.zero_()
+
+
+def q_head(weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator | None) -> None:
+    """TF-Agents' DQN Q-value head (Graesser's classic-control net): U(±0.03), bias −0.2."""
+    _uniform_(weight, 0.03, generator)
+    with torch.no_grad():
+        bias.fill_(-0.2)
+
+
+INITS: dict[str, Init] = {"torch_default": torch_default, "he_truncated_normal": he_truncated_normal,
+                          "glorot_uniform": glorot_uniform, "q_head": q_head}
 
 
 class MLP(nn.Module):
     """in → hidden (ReLU) … → out, no output activation (the agent adds its own)."""
 
-    def __init__(self, in_dim: int, hidden: list[int], out_dim: int, generator: torch.Generator, name: str):
+    def __init__(self, in_dim: int, hidden: list[int], out_dim: int, generator: torch.Generator | None,
+                 name: str, hidden_init: Init = torch_default, output_init: Init | None = None):
         super().__init__()
         self.name = name
         sizes = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        for layer in self.layers:
-            _default_init_(layer.weight, layer.in_features, generator)
-            _default_init_(layer.bias, layer.in_features, generator)
+        for i, layer in enumerate(self.layers):
+            init = output_init if output_init is not None and i == len(self.layers) - 1 else hidden_init
+            init(layer.weight, layer.bias, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *hidden, last = self.layers
@@ -66,7 +107,7 @@ class TwinCritic(nn.Module):
     masks, distributions and accounting treat the heads as the separate networks they are.
     """
 
-    def __init__(self, in_dim: int, hidden: list[int], generator: torch.Generator, name: str = "critic"):
+    def __init__(self, in_dim: int, hidden: list[int], generator: torch.Generator | None, name: str = "critic"):
         super().__init__()
         self.name = name
         self.h0 = hidden[0]
@@ -75,11 +116,12 @@ class TwinCritic(nn.Module):
         sizes = [*hidden, 1]
         self.ws = nn.ParameterList(nn.Parameter(torch.empty(2, b, a)) for a, b in zip(sizes[:-1], sizes[1:]))
         self.bs = nn.ParameterList(nn.Parameter(torch.empty(2, 1, b)) for b in sizes[1:])
-        _default_init_(self.w_in, in_dim, generator)
-        _default_init_(self.b_in, in_dim, generator)
+        bound = 1.0 / math.sqrt(in_dim)  # torch_default, drawn in this order (weights, then bias)
+        _uniform_(self.w_in, bound, generator)
+        _uniform_(self.b_in, bound, generator)
         for w, b in zip(self.ws, self.bs):
-            _default_init_(w, w.shape[-1], generator)
-            _default_init_(b, w.shape[-1], generator)
+            _uniform_(w, 1.0 / math.sqrt(w.shape[-1]), generator)
+            _uniform_(b, 1.0 / math.sqrt(w.shape[-1]), generator)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Both heads: (2, batch)."""
@@ -112,3 +154,62 @@ class TwinCritic(nn.Module):
 
     def biases(self) -> list[torch.Tensor]:
         return [self.b_in, *self.bs]
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
+    """TensorFlow's 'same' padding: output ceil(size/stride), the extra pixel after. (before, after, out)"""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2, out
+
+
+class ConvQNetwork(nn.Module):
+    """Convolutions (ReLU) → flatten → fully connected (ReLU) → one output per action.
+
+    `convs` lists (channels, kernel, stride); `padding` 'valid' or TensorFlow's 'same'
+    (Dopamine's Nature CNN); `scale` divides the input (255 for Atari's uint8 frames).
+    Input: (batch, channels, height, width).
+    """
+
+    def __init__(self, in_shape: tuple[int, int, int], convs: list[tuple[int, int, int]], fc: list[int],
+                 n_out: int, generator: torch.Generator | None, name: str, *, padding: str = "valid",
+                 scale: float = 1.0, init: Init = torch_default, output_init: Init | None = None):
+        super().__init__()
+        self.name, self.scale, self.padding = name, scale, padding
+        channels, height, width = in_shape
+        self.convs = nn.ModuleList()
+        self.pads: list[tuple[int, int, int, int]] = []
+        self.positions: list[int] = []
+        for out_c, kernel, stride in convs:
+            if padding == "same":
+                top, bottom, height = _same_padding(height, kernel, stride)
+                left, right, width = _same_padding(width, kernel, stride)
+                self.pads.append((left, right, top, bottom))
+            else:
+                height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+                self.pads.append((0, 0, 0, 0))
+            if height <= 0 or width <= 0:
+                raise ValueError(f"network: a {kernel}×{kernel}/{stride} convolution leaves no output for input {in_shape}")
+            self.convs.append(nn.Conv2d(channels, out_c, kernel, stride))
+            self.positions.append(height * width)
+            channels = out_c
+        self.mlp = MLP(channels * height * width, fc, n_out, generator, name, init, output_init)
+        for conv in self.convs:
+            init(conv.weight, conv.bias, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.scale != 1.0:
+            x = x / self.scale
+        for conv, pad in zip(self.convs, self.pads):
+            x = F.relu(conv(F.pad(x, pad) if any(pad) else x))
+        return self.mlp(x.flatten(1))
+
+    def weight_layers(self) -> list[WeightLayer]:
+        convs = [WeightLayer(SparseLayer(f"{self.name}.conv{i}", conv.weight), i, False, positions)
+                 for i, (conv, positions) in enumerate(zip(self.convs, self.positions))]
+        dense = [w._replace(depth=w.depth + len(convs)) for w in self.mlp.weight_layers()]
+        return convs + dense
+
+    def biases(self) -> list[torch.Tensor]:
+        return [conv.bias for conv in self.convs] + self.mlp.biases()

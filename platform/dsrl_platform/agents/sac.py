@@ -2,23 +2,48 @@
 
 Per gradient step: critic regression to the soft clipped double-Q target, actor update on
 the reparameterised tanh-Gaussian policy; targets move by τ every `target_update_every` steps
-(DS-SAC: a hard copy every 1000).
+(DS-SAC: a hard copy every 1000). Where a topology update and a target update fall on the same
+step (DS-SAC at every 1000th), the topology update comes first (it runs inside the critic and
+actor steps), so the hard copy hands the targets the new topology at once.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch.nn import functional as F
 
-from dsrl_platform.agents.base import OffPolicyAgent, frozen
+from dsrl_platform.agents.actor_critic import ActorCritic, ActorCriticConfig
+from dsrl_platform.agents.base import frozen
+from dsrl_platform.config.papers import GRAESSER_SAC, SOKAR_SAC
+from dsrl_platform.methods import METHODS
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
 
-class SAC(OffPolicyAgent):
-    actor_out_dim_factor = 2  # mean and log-std
+class SACConfig(ActorCriticConfig):
+    """SAC with Sokar et al.'s appendix hyper-parameters (papers.md A)."""
+
+    sokar = SOKAR_SAC
+    graesser = GRAESSER_SAC
+
+    algo: Literal["sac"] = Field("sac", description="RL algorithm")
+    env: str = Field("HalfCheetah-v4", description="gymnasium environment id (MuJoCo -v4 reproduces the papers' -v3)")
+    alpha: float = Field(0.2, ge=0, description="fixed entropy temperature")
+
+    def algorithm_defaults(self) -> dict[str, Any]:
+        # DS-SAC (Sokar's appendix): a hard target update (τ = 1) every 1000 gradient steps.
+        method = METHODS[self.method]
+        ds = method.dynamic and method.family == "sokar"
+        return {**super().algorithm_defaults(), "hidden_sizes": [256, 256], "batch_size": 256, "lr": 3e-4,
+                "weight_decay": 0.0, "tau": 1.0 if ds else 0.005, "target_update_every": 1000 if ds else 1}
+
+
+class SAC(ActorCritic):
+    actor_out_factor = 2  # mean and log-std
 
     def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """A tanh-squashed Gaussian action in [-1, 1] and its log-probability."""
@@ -34,16 +59,15 @@ class SAC(OffPolicyAgent):
         log_prob -= (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
         return action, log_prob
 
-    def policy(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+    def action(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         return self.scale(self.sample(obs, deterministic=not explore)[0])
 
     def actor_updates_per_grad_step(self) -> float:
         return 1.0
 
-    def update(self, batch) -> dict[str, float]:
+    def learn(self, batch) -> dict[str, Any]:
         cfg = self.cfg
         obs, action, reward, next_obs, not_done = batch
-        self.grad_step += 1
 
         with torch.no_grad():
             next_action, next_log_prob = self.sample(next_obs)

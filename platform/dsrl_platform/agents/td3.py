@@ -6,14 +6,48 @@ smoothing; every `policy_delay` steps the actor ascends Q1 and the targets move 
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 import torch
+from pydantic import Field
 from torch.nn import functional as F
 
-from dsrl_platform.agents.base import OffPolicyAgent, frozen
+from dsrl_platform.agents.actor_critic import ActorCritic, ActorCriticConfig
+from dsrl_platform.agents.base import frozen
+from dsrl_platform.config.papers import GRAESSER_SAC, SOKAR_TD3
+from dsrl_platform.methods import METHODS
 
 
-class TD3(OffPolicyAgent):
-    def policy(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
+class TD3Config(ActorCriticConfig):
+    """TD3 with Sokar et al.'s hyper-parameters (papers.md A)."""
+
+    sokar = SOKAR_TD3
+    graesser = GRAESSER_SAC  # Graesser's methods on TD3: their SAC schedule
+
+    algo: Literal["td3"] = Field("td3", description="RL algorithm")
+    env: str = Field("HalfCheetah-v4", description="gymnasium environment id (MuJoCo -v4 reproduces the papers' -v3)")
+    policy_delay: int = Field(2, gt=0, description="critic updates per actor and target update")
+    policy_noise: float = Field(0.2, ge=0, description="target policy smoothing noise, times max action")
+    noise_clip: float = Field(0.5, ge=0, description="clip of the smoothing noise, times max action")
+    exploration_noise: float = Field(0.1, ge=0, description="Gaussian exploration noise, times max action")
+
+    def algorithm_defaults(self) -> dict[str, Any]:
+        return {**super().algorithm_defaults(), "hidden_sizes": [256, 256], "batch_size": 100, "lr": 1e-3,
+                "weight_decay": 2e-4, "tau": 0.005, "target_update_every": 1}
+
+    def check(self) -> None:
+        # The actor trains (and has its masks updated) on every policy_delay-th critic step
+        # only (Sokar's code counts the critic's steps): an interval off that grid skips updates.
+        method = METHODS[self.method]
+        for name, used in (("topology_interval", method.dynamic), ("prune_interval", method.starts_dense)):
+            value = getattr(self, name)
+            if used and value % self.policy_delay:
+                raise ValueError(f"{name}: {value} is not a multiple of policy_delay ({self.policy_delay}); "
+                                 f"the actor would miss topology updates")
+
+
+class TD3(ActorCritic):
+    def action(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         action = torch.tanh(self.actor(obs))
         if explore:  # Gaussian exploration, σ = exploration_noise · max action
             noise = torch.randn(action.shape, generator=self.noise, device=self.device)
@@ -23,10 +57,9 @@ class TD3(OffPolicyAgent):
     def actor_updates_per_grad_step(self) -> float:
         return 1.0 / self.cfg.policy_delay
 
-    def update(self, batch) -> dict[str, float]:
+    def learn(self, batch) -> dict[str, Any]:
         cfg = self.cfg
         obs, action, reward, next_obs, not_done = batch
-        self.grad_step += 1
 
         with torch.no_grad():
             # Target policy smoothing: clipped Gaussian noise on the target action.

@@ -328,6 +328,7 @@ class SparseTraining:
         self.updater = updater
         self.optimizer = optimizer
         self.replaces_step = replaces_step
+        self.steps_taken = 0  # calls of `step`: the network's gradient steps (accounting)
 
     @property
     def last_churn(self) -> int:
@@ -339,6 +340,7 @@ class SparseTraining:
 
     def step(self, step: int) -> None:
         topo, updater = self.topology, self.updater
+        self.steps_taken += 1
         if topo is None:
             self.optimizer.step()
             return
@@ -364,9 +366,10 @@ class SparseTraining:
 
     def state_dict(self) -> dict:
         return {"topology": None if self.topology is None else self.topology.state_dict(),
-                "updater": self.updater.state_dict()}
+                "updater": self.updater.state_dict(), "steps_taken": self.steps_taken}
 
     def load_state_dict(self, state: dict) -> None:
         if self.topology is not None:
             self.topology.load_state_dict(state["topology"])
         self.updater.load_state_dict(state["updater"])
+        self.steps_taken = int(state["steps_taken"])

@@ -1,0 +1,188 @@
+"""One training run's options: the ones every algorithm has, and how defaults are resolved.
+
+Each algorithm subclasses `RunConfig` with its own options (agents/td3.py: `TD3Config`, …) and
+names the papers' defaults it follows. Options left at `None` take those defaults when the
+config is resolved; `resolve()` returns a `Resolved` config (frozen, its own type): what a run
+actually uses, what workers receive and what MLflow logs. Option names are flat and public:
+the YAML and `--set` use them as they are (`config.build` picks the algorithm's class and
+refuses an option that does not apply to it).
+
+Sources: ../shared/reference/papers.md (Sokar et al. 2022 for TD3/SAC/static/ds; Graesser et
+al. 2022 and their code for set/rigl/prune and the DQN/PPO agents).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from dsrl_platform.config.papers import GraesserDefaults, SokarDefaults
+from dsrl_platform.methods import METHODS, MethodName
+
+Distribution = Literal["er", "erk", "uniform"]
+
+# Options that only mean something for a sparse agent: a dense trial ignores them (spec.py drops
+# them from dense trials, so one dense baseline serves every spec whatever its sparse options).
+SPARSE_ONLY = (
+    "sparsity", "distribution", "lambda1", "lambda2", "sparse_layers", "topology_interval",
+    "drop_fraction", "drop_schedule", "drop_rule", "topology_end", "prune_start", "prune_end",
+    "prune_interval", "update_replaces_step",
+)
+SPARSITY_SUFFIX = "_sparsity"  # per-network sparsity options: actor_sparsity, critic_sparsity, …
+
+
+class Resolved:
+    """Marker of a resolved config: every default filled in, frozen."""
+
+
+class RunConfig(BaseModel):
+    """Options of one training run that every algorithm has. `None`: the papers' default."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # Set by each algorithm's subclass ------------------------------------------------------
+    networks: ClassVar[tuple[str, ...]] = ()  # trained networks, e.g. ("actor", "critic")
+    sokar: ClassVar[SokarDefaults | None] = None  # Sokar's setting, where the paper has one
+    graesser: ClassVar[GraesserDefaults] = GraesserDefaults()
+
+    # --- what to run -------------------------------------------------------------------------
+    algo: str = Field(description="RL algorithm (`dsrl-platform options` lists them)")
+    method: MethodName = Field("dense", description="dense | static | ds (Sokar's dynamic sparse) | set | rigl | prune (Graesser)")
+    env: str = Field(description="gymnasium environment id")
+    seed: int = Field(0, ge=0, description="seed of every random choice in the run")
+    steps: int = Field(1_000_000, gt=0, description="training budget in environment steps")
+
+    # --- evaluation protocol -----------------------------------------------------------------
+    eval_every: int = Field(5_000, gt=0, description="evaluate every this many environment steps (and at step 0)")
+    eval_episodes: int = Field(10, gt=0, description="episodes of the deterministic policy per evaluation")
+    eval_seed_offset: int = Field(100, ge=0, description="the evaluation environment is seeded with seed + this")
+    final_evals: int = Field(10, gt=0, description="final return = mean of the last this many evaluations")
+
+    # --- networks and optimisation -----------------------------------------------------------
+    hidden_sizes: list[int] | None = Field(None, min_length=1, description="hidden layer widths of every network")
+    lr: float | None = Field(None, gt=0, description="Adam learning rate")
+    weight_decay: float | None = Field(None, ge=0, description="L2 weight decay")
+    gamma: float = Field(0.99, gt=0, le=1, description="discount factor")
+
+    # --- sparsity ----------------------------------------------------------------------------
+    sparsity: float | None = Field(None, ge=0, lt=1, description="target sparsity of every network (None: Sokar's λ, or 0.9 for Graesser's methods)")
+    distribution: Distribution | None = Field(None, description="layer densities: er (Sokar's λ per layer), erk (global target), uniform")
+    lambda1: float | None = Field(None, gt=0, description="ER λ of the first sparse layer (Sokar: per environment)")
+    lambda2: float | None = Field(None, gt=0, description="ER λ of the later sparse layers (Sokar: 64)")
+    sparse_layers: Literal["hidden", "all"] | None = Field(None, description="hidden: all but the output layer (Sokar); all: every layer (Graesser)")
+    topology_interval: int | None = Field(None, gt=0, description="gradient steps between topology updates")
+    drop_fraction: float | None = Field(None, gt=0, lt=1, description="fraction of connections dropped per update (ds-td3 0.05, ds-sac 0.1, set/rigl 0.5)")
+    drop_schedule: Literal["constant", "cosine"] | None = Field(None, description="drop fraction over time: constant (Sokar) or cosine decay to 0 (Graesser)")
+    drop_rule: Literal["paper", "code"] = Field("paper", description="ds: 'paper' drops η·nnz split half positive/half negative; 'code' drops η of each sign")
+    topology_end: int | None = Field(None, ge=0, description="environment step after which the topology is frozen (ds: 0.95·steps, Sokar's code stops 50k of 1M before the end; set/rigl: Graesser's 0.8·steps)")
+    prune_start: int | None = Field(None, ge=0, description="prune: environment step where pruning begins (0.2·steps)")
+    prune_end: int | None = Field(None, ge=0, description="prune: environment step where the target sparsity is reached (0.8·steps)")
+    prune_interval: int | None = Field(None, gt=0, description="prune: gradient steps between mask updates")
+    update_replaces_step: bool | None = Field(None, description="a topology update replaces that step's gradient update (Graesser: on for set/rigl)")
+
+    # --- execution ---------------------------------------------------------------------------
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
+    threads: int = Field(1, gt=0, description="torch intra-op threads")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> RunConfig:
+        if not METHODS[self.method].sparse:
+            set_ = [n for n in self.sparsity_options() if getattr(self, n) is not None]
+            if set_:
+                raise ValueError(f"{set_[0]}: the dense method takes no sparsity "
+                                 f"(choose static, ds, set, rigl or prune)")
+        if self.distribution == "er" and any(getattr(self, n) is not None for n in self.sparsity_options()):
+            raise ValueError("distribution: 'er' takes lambda1/lambda2, not sparsity (use erk or uniform)")
+        if any(h <= 0 for h in self.hidden_sizes or []):
+            raise ValueError(f"hidden_sizes: every width must be a positive integer (got {self.hidden_sizes})")
+        return self
+
+    @classmethod
+    def sparsity_options(cls) -> list[str]:
+        """'sparsity' and the per-network ones this algorithm has (actor_sparsity, …)."""
+        return ["sparsity", *(n for n in cls.model_fields if n.endswith(SPARSITY_SUFFIX) and n != "sparsity")]
+
+    # --- hooks of an algorithm ---------------------------------------------------------------
+    def algorithm_defaults(self) -> dict[str, Any]:
+        """The paper's values of this algorithm's own options (applied where they are None)."""
+        return {}
+
+    def grad_step_at(self, env_step: int) -> int:
+        """Gradient steps done by environment step `env_step` (schedules are set in env steps,
+        the sparse library counts gradient steps)."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Cross-option checks of the resolved config (ValueError naming the option)."""
+
+    # --- resolution --------------------------------------------------------------------------
+    def resolve(self) -> Resolved:
+        """Every `None` replaced by the papers' default for this algorithm, method and env."""
+        if isinstance(self, Resolved):
+            return self
+        values = self.model_dump()
+        _fill(values, self.algorithm_defaults())
+        _fill_sparse(type(self), values)
+        resolved = resolved_type(type(self)).model_validate(values)
+        resolved.check()
+        return resolved
+
+    def run_key(self) -> str:
+        """Stable identity of the resolved config: same options, same key."""
+        payload = json.dumps(self.resolve().model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _fill(values: dict[str, Any], defaults: dict[str, Any]) -> None:
+    for name, value in defaults.items():
+        if values.get(name) is None:
+            values[name] = value
+
+
+def _fill_sparse(cls: type[RunConfig], c: dict[str, Any]) -> None:
+    """Sparse options a method uses get the paper's default; the others stay None."""
+    m = METHODS[c["method"]]
+    if not m.sparse:
+        return
+    sokar = cls.sokar if m.family == "sokar" else None
+    graesser, steps = cls.graesser, c["steps"]
+    lambdas = sokar.lambdas_for(c["env"]) if sokar else None
+    per_net = cls.sparsity_options()
+    explicit = any(c.get(n) is not None for n in per_net)
+    uses_lambda = sokar is not None and not explicit and (lambdas is not None or c["lambda1"] is not None)
+    _fill(c, {"sparse_layers": "hidden" if sokar else "all", "distribution": "er" if uses_lambda else "erk"})
+    if c["distribution"] == "er":
+        l1, l2 = lambdas or (None, 64)
+        _fill(c, {"lambda1": l1, "lambda2": l2})
+        if c["lambda1"] is None:
+            raise ValueError(f"lambda1: no published λ for {c['env']}; set lambda1/lambda2 or sparsity")
+    else:
+        _fill(c, {"sparsity": sokar.fallback_sparsity if sokar else graesser.sparsity})
+        _fill(c, {n: c["sparsity"] for n in per_net})
+    if m.dynamic:
+        ds = sokar is not None  # Sokar's dynamic sparsity (DS-TD3, DS-SAC)
+        _fill(c, {"topology_interval": graesser.topology_interval,
+                  "drop_fraction": sokar.drop_fraction if ds else graesser.drop_fraction,
+                  "drop_schedule": "constant" if m.family == "sokar" else "cosine",
+                  "topology_end": int((sokar.topology_end if ds else graesser.topology_end) * steps),
+                  "update_replaces_step": m.family == "graesser"})
+    if m.starts_dense:
+        _fill(c, {"prune_start": int(graesser.prune_start * steps), "prune_end": int(graesser.prune_end * steps),
+                  "prune_interval": graesser.prune_interval})
+        if not c["prune_start"] < c["prune_end"]:
+            raise ValueError(f"prune_end: must come after prune_start ({c['prune_start']} >= {c['prune_end']})")
+
+
+_RESOLVED: dict[type, type] = {}
+
+
+def resolved_type(cls: type[RunConfig]) -> type:
+    """The frozen `Resolved` twin of an algorithm's config class (same fields, same checks)."""
+    if cls not in _RESOLVED:
+        _RESOLVED[cls] = type(f"Resolved{cls.__name__}", (cls, Resolved),
+                              {"__module__": cls.__module__, "model_config": ConfigDict(cls.model_config, frozen=True),
+                               "__doc__": f"{cls.__name__}, resolved: every default filled in."})
+    return _RESOLVED[cls]

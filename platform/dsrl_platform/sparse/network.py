@@ -1,0 +1,85 @@
+"""A trained network as the sparse library sees it: its weight layers, masks, training, costs.
+
+`SparseNetwork` is the unit of accounting and of metric names (params/<name>, sparsity/<name>,
+cost/train_flops/<name>): an agent exposes one per network it trains (TD3: actor and critic,
+DQN: q, PPO: actor and value). RL-agnostic: it knows layers and counts, not algorithms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import torch
+
+from .flops import ParamCounts, param_counts, training_flops
+from .topology import SparseLayer, Topology
+from .updaters import SparseTraining
+
+
+class WeightLayer(NamedTuple):
+    """A weight tensor of a network with its position: depth 0 is the input layer.
+
+    `positions`: how many times the layer's weights are applied per sample — 1 for a linear
+    layer, the output's height × width for a convolution (its FLOPs scale with it)."""
+
+    layer: SparseLayer
+    depth: int
+    is_output: bool
+    positions: int = 1
+
+    @property
+    def n_out(self) -> int:
+        return self.layer.shape[0]
+
+
+@dataclass
+class SparseNetwork:
+    name: str
+    module: torch.nn.Module
+    layers: list[WeightLayer]  # every weight tensor, sparse or not
+    biases: list[torch.nn.Parameter]
+    topology: Topology | None  # masks of the sparse layers (None: dense method)
+    training: SparseTraining
+    batch_size: int  # samples in one of its gradient steps (accounting)
+    update_rate: float = 1.0  # its gradient steps per environment step while training
+    _forward: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def nnz(self) -> dict[str, int]:
+        """Nonzero weights per layer (dense layers count in full)."""
+        counts = {w.layer.name: w.layer.weight.numel() for w in self.layers}
+        if self.topology is not None:
+            counts.update(zip((la.name for la in self.topology.layers), self.topology.nnz()))
+        return counts
+
+    def layer_sparsity(self) -> dict[str, float]:
+        nnz = self.nnz()
+        return {w.layer.name: 1 - nnz[w.layer.name] / w.layer.weight.numel() for w in self.layers}
+
+    def forward_flops(self, dense: bool = False) -> int:
+        """FLOPs of one sample's forward pass (RigL's convention, sparse/flops.py): 2 per
+        nonzero weight per position, plus the bias adds. Cached per topology version."""
+        key = -1 if dense or self.topology is None else self.topology.version
+        if key not in self._forward:
+            nnz = None if key == -1 else self.nnz()
+            flops = sum((2 * (w.layer.weight.numel() if nnz is None else nnz[w.layer.name]) + w.n_out) * w.positions
+                        for w in self.layers)
+            self._forward = {k: v for k, v in self._forward.items() if k == -1} | {key: flops}
+        return self._forward[key]
+
+    def train_flops_per_step(self, dense: bool = False) -> int:
+        """One gradient step on its batch: forward + backward ≈ 3 × forward (RigL)."""
+        return training_flops(self.forward_flops(dense), self.batch_size)
+
+    def param_counts(self, dense: bool = False) -> ParamCounts:
+        """Nonzero weights, and with biases (`dense`: as if unmasked)."""
+        weights = list({id(w.layer.param): w.layer.param for w in self.layers}.values())
+        return param_counts(weights, self.biases, None if dense else self.topology)
+
+    @property
+    def grad_steps(self) -> int:
+        return self.training.steps_taken
+
+    @property
+    def topology_updates(self) -> int:
+        return self.training.updates_done

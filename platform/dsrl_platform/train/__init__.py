@@ -1,0 +1,1 @@
+"""Training one run: the runner (protocol, evaluation), accounting, checkpoints, metric sinks."""
