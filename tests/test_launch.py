@@ -141,6 +141,26 @@ def assert_one_curve(client: MlflowClient, run_id: str, budget: int, every: int)
 
 
 # --- the smoke grid, and relaunching it -----------------------------------------------------------
+def test_dqn_smoke_grid_runs_through_tune_into_mlflow(work):
+    """The value-based family on the same launcher: per-network metrics (params/q), sparse RigL."""
+    path = ROOT / "experiments" / "smoke_dqn.yaml"
+    spec, trials = load_trials(path)
+    out = work.run(work.launch_args(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "smoke-dqn: 2/2 trials finished (finished)" in out.stdout
+    client = work.client()
+    runs = trial_runs(client, "smoke-dqn")
+    assert set(runs) == {t.run_key for t in trials}
+    for t in trials:
+        run = runs[t.run_key]
+        assert run.info.status == "FINISHED" and run.data.params["algo"] == "dqn"
+        assert steps_of(client, run.info.run_id, names.EVAL_RETURN) == [0, 1000, 2000, 3000]
+        m = run.data.metrics
+        assert m[names.PARAMS_TOTAL] == m[names.params_metric("q")] > 0
+        assert m[names.sparsity_metric("q")] == pytest.approx(0.9 if t.config.method == "rigl" else 0.0, abs=0.01)
+        assert m[names.train_flops_metric("q")] == m[names.TRAIN_FLOPS] > 0
+
+
 def test_smoke_grid_runs_tags_metrics_and_idempotent_relaunch(work):
     spec, trials = load_trials(SMOKE)
     out = work.run(work.launch_args(SMOKE))

@@ -20,7 +20,7 @@ def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args,field", [
     (["--env", "NoSuchEnv-v0"], "env"),
     (["--env", "Hopper-v3"], "env"),
-    (["--algo", "ppo"], "algo"),
+    (["--algo", "a2c"], "algo"),
     (["--method", "magic"], "method"),
     (["--method", "ds", "--set", "sparsity=1.0"], "sparsity"),
     (["--method", "ds", "--set", "sparsity=-0.1"], "sparsity"),
@@ -67,3 +67,55 @@ def test_bench_json_lists_each_configuration():
     assert all(r["steps_per_s"] > 0 for r in rows)
     bad = cli("bench", "--methods", "dense,nope")
     assert bad.returncode == 2 and "method" in bad.stderr
+
+
+@pytest.mark.parametrize("args,field", [
+    (["--algo", "td3", "--env", "CartPole-v1"], "env"),  # discrete actions for a continuous agent
+    (["--algo", "dqn", "--env", "Pendulum-v1"], "env"),
+    (["--set", "device=cuda"] if not __import__("torch").cuda.is_available() else ["--set", "device=tpu"], "device"),
+    (["--set", "eval_seed_offset=-100"], "eval_seed_offset"),
+    (["--set", "hidden_sizes=[0,32]"], "hidden_sizes"),
+    (["--set", "hidden_sizes=[-4,32]"], "hidden_sizes"),
+    (["--set", "hidden_sizes=[100000,100000]"], "hidden_sizes"),  # checked on the meta device: no 40 GB
+    (["--env", "LunarLanderContinuous-v3"], "env"),  # Box2D is not installed
+    (["--env", "HalfCheetah-v4", "--method", "ds", "--set", "lambda1=500"], "lambda1"),
+    (["--method", "ds", "--set", "topology_interval=25"], "topology_interval"),  # odd to policy_delay 2
+    (["--set", "buffer_size=16"], "buffer_size"),
+    (["--algo", "dqn", "--env", "CartPole-v1", "--set", "policy_delay=2"], "policy_delay"),  # a td3 option
+])
+def test_what_a_trial_would_refuse_is_refused_before_anything_is_written(tmp_path, args, field):
+    argv = ["run", *TINY, *args] if "--env" not in args else \
+        ["run", *[a for i, a in enumerate(TINY) if i > 1], *args]
+    result = cli(*argv, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and field in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no results, no MUJOCO_LOG.TXT
+
+
+def test_a_planted_checkpoint_is_refused_without_running_its_code(tmp_path):
+    import torch
+
+    out = tmp_path / "run"
+    result = cli("run", "--algo", "td3", "--method", "dense", *TINY, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (__import__("os").system, (f"touch {marker}",))
+
+    state = out / "checkpoint" / "state.pt"
+    torch.save({"config": Payload()}, state)
+    resumed = cli("run", "--algo", "td3", "--method", "dense", *TINY, "--out", str(out), "--resume")
+    assert resumed.returncode == 2, resumed.stderr
+    lines = [line for line in resumed.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not a plain checkpoint" in lines[0] and str(state) in lines[0], resumed.stderr
+    assert not marker.exists()
+
+
+def test_questionable_settings_warn_and_run(tmp_path):
+    result = cli("run", "--algo", "td3", "--method", "dense", *TINY, "--set", "final_evals=50",
+                 "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "warning: final_evals: 50, but the run has 4 evaluations" in result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dsrl_platform.config import RunConfig
+from dsrl_platform import config
 from dsrl_platform.spec import SpecError, describe_grid, launch_key, load_spec, load_trials
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def test_paper_grid_is_sokars_comparison():
         c = t.config
         if c.env == "Ant-v4" and c.method != "dense":
             continue
-        plain = RunConfig(algo=c.algo, method=c.method, env=c.env, seed=c.seed, steps=c.steps)
+        plain = config.build(algo=c.algo, method=c.method, env=c.env, seed=c.seed, steps=c.steps)
         assert plain.run_key() == t.run_key, t.name
     assert len({t.run_key for t in trials}) == 150
 
@@ -119,7 +119,7 @@ overrides:
     assert by[("td3", "dense", "Pendulum-v1")].batch_size == 64
     # Sparse-only options never reach dense trials: one dense baseline for any sparse setting.
     dense = by[("td3", "dense", "Pendulum-v1")]
-    assert dense.topology_interval == RunConfig.model_fields["topology_interval"].default
+    assert dense.topology_interval is None and dense.resolve().topology_interval is None
     assert by[("td3", "ds", "Pendulum-v1")].topology_interval == 500
 
 
@@ -164,7 +164,7 @@ ERRORS = {
     "unknown option": ("name: t\n" + GRID + "options: {lamda1: 3}\n", "options.lamda1: unknown key (did you mean lambda1"),
     "axis as option": ("name: t\n" + GRID + "options: {seed: 3}\n", "options.seed: unknown key here (seed is a grid axis"),
     "wrong type": ("name: t\n" + GRID + "options: {batch_size: many}\n", "options.batch_size: Input should be a valid integer"),
-    "bad algo": ("name: t\ngrid: {algo: [td3, ppo], method: ds, env: Pendulum-v1, seed: 1}\n", "grid.algo[1]: Input should be 'td3' or 'sac'"),
+    "bad algo": ("name: t\ngrid: {algo: [td3, a2c], method: ds, env: Pendulum-v1, seed: 1}\n", "grid.algo[1]: Input should be 'td3', 'sac'"),
     "unknown env": ("name: t\ngrid: {algo: td3, method: ds, env: [Pendulum-v1, Hoper-v4], seed: 1}\n", "grid.env[1]: unknown environment 'Hoper-v4' (did you mean Hopper-v4"),
     "mujoco-py env": ("name: t\ngrid: {algo: td3, method: ds, env: Walker2d-v3, seed: 1}\n", "grid.env[0]: Walker2d-v3 needs mujoco-py"),
     "override env": ("name: t\n" + GRID + "overrides: [{when: {env: Ant-v9}, set: {lr: 0.1}}]\n", "overrides[0].when.env[0]: unknown environment 'Ant-v9'"),

@@ -12,17 +12,26 @@ import json
 import sys
 import time
 
-from dsrl_platform.config import RunConfig
+from dsrl_platform import config
+from dsrl_platform.methods import METHODS
 
 WARMUP = 1000
 
 
-def measure(algo: str, method: str, env: str, steps: int) -> float:
-    from dsrl_platform.trainer import Trainer
+def bench_config(algo: str, method: str, env: str | None):
+    options = {"algo": algo, "method": method, "steps": 1_000_000, "threads": 1, "device": "cpu"}
+    if env:
+        options["env"] = env
+    if "warmup_steps" in config.config_class(algo).model_fields:
+        options["warmup_steps"] = WARMUP
+    return config.build(**options)
 
-    trainer = Trainer(RunConfig(algo=algo, method=method, env=env, steps=1_000_000,
-                                warmup_steps=WARMUP, threads=1, device="cpu"))
-    for _ in range(WARMUP + 50):  # random warm-up, then a few updates to settle allocations
+
+def measure(algo: str, method: str, env: str | None, steps: int) -> float:
+    from dsrl_platform.train.runner import Runner
+
+    trainer = Runner(bench_config(algo, method, env))
+    for _ in range(trainer.config.first_update_step() + 50):  # warm-up, then a few updates to settle allocations
         trainer._env_step()
     start = time.perf_counter()
     for _ in range(steps):
@@ -35,16 +44,17 @@ def bench_command(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for algo in algos:  # validate every name before spending minutes
         for method in methods:
-            RunConfig(algo=algo, method=method, env=args.env)
+            bench_config(algo, method, args.env).resolve()
     if args.steps <= 0:
         raise ValueError(f"--steps: must be positive, got {args.steps}")
     results = []
     for algo in algos:
         dense = None
         for method in methods:
-            print(f"bench: {algo}/{method} on {args.env}, {args.steps} steps …", file=sys.stderr, flush=True)
+            print(f"bench: {algo}/{method} on {bench_config(algo, method, args.env).env}, {args.steps} steps …",
+                  file=sys.stderr, flush=True)
             rate = measure(algo, method, args.env, args.steps)
-            dense = rate if method == "dense" else dense
+            dense = rate if not METHODS[method].sparse else dense
             results.append({"algo": algo, "method": method, "steps_per_s": round(rate, 1),
                             "ratio_to_dense": round(rate / dense, 3) if dense else None})
     if args.json:

@@ -39,7 +39,7 @@ def command(name: str, help: str):
 # --- run -----------------------------------------------------------------------------------
 @command("run", "train one agent with the papers' protocol")
 def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--algo", help="td3 | sac")
+    p.add_argument("--algo", help="td3 | sac | dqn (`dsrl-platform options` lists every option)")
     p.add_argument("--method", help="dense | static | ds | set | rigl | prune")
     p.add_argument("--env", help="gymnasium id, e.g. HalfCheetah-v4")
     p.add_argument("--seed", type=int)
@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
 def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--algos", default="td3,sac", help="comma-separated algorithms")
     p.add_argument("--methods", default="dense,static,ds", help="comma-separated methods")
-    p.add_argument("--env", default="HalfCheetah-v4")
+    p.add_argument("--env", help="gymnasium id (default: each algorithm's default, e.g. HalfCheetah-v4 for td3)")
     p.add_argument("--steps", type=int, default=2000, help="timed steps per configuration")
     p.add_argument("--json", action="store_true", help="print a JSON list of {algo, method, steps_per_s}")
 
@@ -83,11 +83,15 @@ def _options_args(p: argparse.ArgumentParser) -> None:
 
 @_options_args.handler
 def _options(args: argparse.Namespace) -> int:
-    from dsrl_platform.config import RunConfig
+    from dsrl_platform import config
 
-    for name, field in RunConfig.model_fields.items():
+    owners, classes = config.option_owners(), config.config_classes()
+    everywhere = set(classes)
+    for name, algos in owners.items():
+        field = classes[algos[0]].model_fields[name]
         default = "paper default" if field.default is None else field.default
-        print(f"{name:<22} {str(default):<16} {field.description}")
+        where = "" if set(algos) == everywhere else f" [{', '.join(algos)}]"
+        print(f"{name:<22} {str(default):<16} {field.description}{where}")
     return 0
 
 

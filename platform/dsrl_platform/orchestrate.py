@@ -32,8 +32,8 @@ from typing import Any
 import ray
 from ray import tune
 
-from dsrl_platform import names, progress
-from dsrl_platform.config import RunConfig
+from dsrl_platform import config, names, progress
+from dsrl_platform.config import Resolved
 from dsrl_platform.spec import ExperimentSpec, Trial, launch_key
 from dsrl_platform.tracking import FAILED, FINISHED, KILLED, MlflowSink, Tracker, with_retries
 
@@ -77,10 +77,10 @@ class LaunchResult:
 
 
 # --- the trainable ------------------------------------------------------------------------------
-def run_trial(config: dict[str, Any]) -> None:
+def run_trial(tune_config: dict[str, Any]) -> None:
     """One grid point, resumable: Tune calls this again after a failure, with the checkpoint."""
-    t = config["trial"]
-    cfg = RunConfig.model_validate(t["run"])
+    t = tune_config["trial"]
+    cfg = config.resolved(t["run"])  # the resolved config, as the launcher checked it
     _set_threads(cfg.threads)
     _write_pid(t)
     tracker = Tracker(t["tracking_uri"])
@@ -93,9 +93,9 @@ def run_trial(config: dict[str, Any]) -> None:
         return
     sink = MlflowSink(tracker, run_id, hold=True)
     try:
-        from dsrl_platform.trainer import Trainer  # in the worker: torch, gymnasium, the agents
+        from dsrl_platform.train.runner import Runner  # in the worker: torch, gymnasium, the agents
 
-        trainer = Trainer(cfg, sink=sink)
+        trainer = Runner(cfg, sink=sink)
         tags = {names.TAG_SPARSITY: f"{float(trainer.sparsity):.6g}"}
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
@@ -126,7 +126,7 @@ def _resumable(checkpoint: tune.Checkpoint | None) -> tune.Checkpoint | None:
         return None if (Path(directory) / FINISHED_MARKER).exists() else checkpoint
 
 
-def _train(trainer: Any, sink: MlflowSink, cfg: RunConfig, checkpoint_every: int) -> dict[str, Any]:
+def _train(trainer: Any, sink: MlflowSink, cfg: Resolved, checkpoint_every: int) -> dict[str, Any]:
     """Report every evaluation to Tune; checkpoint every n-th and the last, then release metrics."""
     result: dict[str, Any] = {"step": trainer.step, "budget": cfg.steps}
     for i, evaluation in enumerate(trainer.evaluations(), start=1):
@@ -261,8 +261,8 @@ def _conclude(trials: list[Trial], errors: dict[str, Any], interrupted: bool, tr
 def _entry(t: Trial, uri: str, exp_id: str, parent_id: str, checkpoint_every: int, exp_dir: str | None) -> dict:
     """What a Tune trial carries: everything the trainable needs, as plain data."""
     return {"name": t.name, "group": f"{t.config.algo}/{t.method_name}", "env": t.config.env,
-            "budget": t.config.steps, "warmup_steps": t.resolved.warmup_steps, "run_key": t.run_key,
-            "run": t.config.model_dump(mode="json"),
+            "budget": t.config.steps, "warmup_steps": t.resolved.first_update_step(), "run_key": t.run_key,
+            "run": t.resolved.model_dump(mode="json"),
             "tags": t.tags(), "params": t.resolved.model_dump(mode="json"), "tracking_uri": uri,
             "experiment_id": exp_id, "parent_run_id": parent_id, "checkpoint_every": checkpoint_every,
             "pid_dir": str(Path(exp_dir) / PID_DIR) if exp_dir else None}

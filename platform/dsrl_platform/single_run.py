@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from dsrl_platform import config
 from dsrl_platform.config import RunConfig, parse_assignments
-from dsrl_platform.envs import check_env_id
 from dsrl_platform.progress import duration
 
 CHECKPOINT_DIR = "checkpoint"
@@ -29,51 +29,49 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         if name in options and options[name] != value:
             raise ValueError(f"--set {name}: also given as --{name}")
         options[name] = value
-    config = RunConfig(**options)
-    validate_run(config)
-    return config
+    cfg = config.build(**options)
+    for line in validate_run(cfg):
+        print(f"dsrl-platform run: warning: {line}", file=sys.stderr)
+    return cfg
 
 
-def validate_run(config: RunConfig) -> None:
-    """Everything that can be checked before training: env id, defaults, layer densities."""
-    from dsrl_platform.agents.sparsity import check_densities
-    from dsrl_platform.envs import env_dims
+def validate_run(cfg: RunConfig) -> list[str]:
+    """Everything a run would refuse, before anything is written: options and their defaults,
+    the environment, the layer densities, the device. Returns the warnings."""
+    from dsrl_platform.agents.registry import check_run
 
-    check_env_id(config.env)
-    check_densities(config, *env_dims(config.env))
+    return check_run(cfg.resolve()) + cfg.warnings()
 
 
-def default_out(config: RunConfig) -> Path:
-    return Path("results") / f"{config.algo}-{config.method}-{config.env}-s{config.seed}"
+def default_out(cfg: RunConfig) -> Path:
+    return Path("results") / f"{cfg.algo}-{cfg.method}-{cfg.env.replace('/', '_')}-s{cfg.seed}"
 
 
 def run_command(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    out = Path(args.out) if args.out else default_out(config)
+    cfg = config_from_args(args)
+    out = Path(args.out) if args.out else default_out(cfg)
     checkpoint = out / CHECKPOINT_DIR
     if not args.resume and (out / "summary.json").exists():
         raise ValueError(f"--out: {out} already holds a finished run (choose another --out)")
+    if args.resume and not (checkpoint / "state.pt").exists():
+        raise ValueError(f"--resume: no checkpoint in {checkpoint}")
 
-    from dsrl_platform.trainer import Trainer, save_atomically, write_json
+    from dsrl_platform.train.runner import Runner, save_atomically, write_json
 
-    trainer = Trainer(config)
+    trainer = Runner(cfg)
     if args.resume:
-        if not (checkpoint / "state.pt").exists():
-            raise ValueError(f"--resume: no checkpoint in {checkpoint}")
-        trainer.load(checkpoint)
+        trainer.load(checkpoint)  # plain data only; a foreign or different-config checkpoint is refused
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", trainer.config.model_dump(mode="json"))
     cfg = trainer.config
     print(f"run: {cfg.algo}/{cfg.method} on {cfg.env}, seed {cfg.seed}, {cfg.steps} steps, "
           f"sparsity {trainer.sparsity:.3f} → {out}", file=sys.stderr, flush=True)
 
-    start, start_step = time.perf_counter(), trainer.step
+    start = time.perf_counter()
     for evaluation in trainer.evaluations():
         save_atomically(trainer, checkpoint)
         _write_curve(out, trainer)
-        done = evaluation.step - start_step
-        elapsed = time.perf_counter() - start
-        eta = "" if done <= 0 else f", ETA {duration(elapsed / done * (cfg.steps - evaluation.step))}"
+        eta = _eta(trainer, evaluation.step, cfg.steps)
         print(f"  step {evaluation.step:>8}/{cfg.steps} ({100 * evaluation.step / cfg.steps:5.1f}%)  "
               f"return {evaluation.return_mean:9.2f} ± {evaluation.return_std:7.2f}{eta}",
               file=sys.stderr, flush=True)
@@ -87,6 +85,18 @@ def run_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     return 0
+
+
+def _eta(trainer, step: int, budget: int) -> str:
+    """From the speed of the update phase: random warm-up steps cost no gradient update and
+    would make the first estimates several times too short."""
+    if step >= budget:
+        return ""
+    if trainer.update_clock is None:
+        return ", ETA after the warm-up"
+    t0, s0 = trainer.update_clock
+    done = step - s0
+    return "" if done <= 0 else f", ETA {duration((time.perf_counter() - t0) / done * (budget - step))}"
 
 
 def _write_curve(out: Path, trainer) -> None:

@@ -3,11 +3,12 @@
 A spec names an experiment (its MLflow experiment), the grid of trials (algorithms × methods ×
 environments × sparsity levels × budgets × seeds), options for every trial, overrides for the
 trials matching a condition (Sokar's λ per environment, DS-SAC's drop fraction and hard target
-update), and the resources of one trial. Option names are `RunConfig`'s, the ones
-`dsrl-platform run --set` takes.
+update), and the resources of one trial. Option names are the run options (config/), the ones
+`dsrl-platform run --set` takes; each trial is built as its algorithm's config.
 
 Everything is checked before anything runs: unknown keys, wrong types, unknown environment ids,
-impossible combinations (every expanded trial is built as a `RunConfig` and resolved). A mistake
+impossible combinations (every expanded trial is built as its algorithm's config and resolved,
+its environment's spaces checked and its networks' shapes built on the meta device). A mistake
 raises `SpecError` (a `ValueError`, exit code 2 in the CLI) reading `<file>: <key.path>: <problem>`.
 """
 
@@ -21,34 +22,43 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     create_model,
     field_validator,
 )
 
-from dsrl_platform import names
-from dsrl_platform.config import Algo, Method, RunConfig, first_error
+from dsrl_platform import config, names
+from dsrl_platform.config import Resolved, RunConfig, first_error
 from dsrl_platform.envs import check_env_id
+from dsrl_platform.methods import METHODS, MethodName
 from dsrl_platform.yamlfile import read_mapping
 
 # Grid axes: set in `grid`, matched in `overrides[].when`, never set as options (one place each).
 AXES = ("algo", "method", "env", "sparsity", "steps", "seed")
-# Options that only mean something for a sparse agent. They are not applied to dense trials,
-# so one dense baseline (one run key) serves every spec whatever its sparse options.
-SPARSE_ONLY = (
-    "sparsity", "actor_sparsity", "critic_sparsity", "distribution", "lambda1", "lambda2",
-    "sparse_layers", "topology_interval", "drop_fraction", "drop_schedule", "drop_rule",
-    "topology_end", "prune_start", "prune_end", "prune_interval", "sparse_targets",
-    "update_replaces_step",
-)
-assert set(SPARSE_ONLY) <= set(RunConfig.model_fields), "SPARSE_ONLY names a missing option"
+
+def _algorithm_names() -> tuple[str, ...]:
+    return tuple(config.config_classes())
+
+
+Algo = Literal[_algorithm_names()]  # type: ignore[valid-type]
+
+
+def _sparse_only() -> frozenset[str]:
+    """Options that only mean something for a sparse agent. They are not applied to dense trials,
+    so one dense baseline (one run key) serves every spec whatever its sparse options."""
+    every = set(config.option_owners())
+    return frozenset(config.SPARSE_ONLY) | {n for n in every if n.endswith("_sparsity")} | {"sparse_targets"}
+
+
+SPARSE_ONLY = _sparse_only()
 
 
 class SpecError(ValueError):
@@ -74,21 +84,23 @@ def _method_entry(value: Any) -> Any:
 
 
 def _options_model() -> type[BaseModel]:
-    """RunConfig's options other than the grid axes, all optional, no cross-field checks.
+    """Every algorithm's options other than the grid axes, all optional, no cross-field checks.
 
-    Cross-field checks (steps > warmup_steps, …) run per expanded trial, where all values meet.
+    Cross-field checks (steps > warmup_steps, an option of another algorithm, …) run per
+    expanded trial, where all values meet.
     """
     fields: dict[str, Any] = {}
-    for name, info in RunConfig.model_fields.items():
-        if name in AXES:
-            continue
-        field = info._copy()  # keeps the constraints (gt=0, …) and the description
-        field.default = None
-        fields[name] = (info.annotation, field)
+    for cls in config.config_classes().values():
+        for name, info in cls.model_fields.items():
+            if name in AXES or name in fields:
+                continue
+            field = info._copy()  # keeps the constraints (gt=0, …) and the description
+            field.default = None
+            fields[name] = (info.annotation, field)
     return create_model(
         "RunOptions",
         __config__=ConfigDict(extra="forbid"),
-        __doc__="Options of RunConfig (the names `dsrl-platform run --set` takes).",
+        __doc__="Run options (the names `dsrl-platform run --set` takes).",
         **fields,
     )
 
@@ -108,7 +120,7 @@ class MethodEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Method = Field(description="dense | static | ds | set | rigl | prune")
+    name: MethodName = Field(description="dense | static | ds | set | rigl | prune")
     label: str | None = Field(
         None, min_length=1,
         description="variant name, tagged on the runs; needed when a method is listed twice",
@@ -121,7 +133,7 @@ class Grid(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    algo: Annotated[list[Algo], BeforeValidator(_as_list)] = Field(min_length=1, description="algorithms: td3, sac")
+    algo: Annotated[list[Algo], BeforeValidator(_as_list)] = Field(min_length=1, description="algorithms: td3, sac, …")
     method: Annotated[list[Annotated[MethodEntry, BeforeValidator(_method_entry)]], BeforeValidator(_as_list)] = Field(
         min_length=1, description="methods: a name, or {name, label, options}")
     env: Annotated[list[EnvId], BeforeValidator(_as_list)] = Field(
@@ -150,8 +162,8 @@ class Grid(BaseModel):
     def _variants_named(cls, methods: list[MethodEntry]) -> list[MethodEntry]:
         seen: dict[str, int] = {}
         for i, m in enumerate(methods):
-            if m.name == "dense" and set(_set_options(m.options)) & set(SPARSE_ONLY):
-                bad = sorted(set(_set_options(m.options)) & set(SPARSE_ONLY))[0]
+            if not METHODS[m.name].sparse and set(_set_options(m.options)) & SPARSE_ONLY:
+                bad = sorted(set(_set_options(m.options)) & SPARSE_ONLY)[0]
                 raise _ItemError(i, "the dense method takes no sparsity options", f"options.{bad}")
             key = f"{m.name}/{m.label}"
             if key in seen:
@@ -178,7 +190,7 @@ class When(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     algo: _scalar_or_list(Algo) = Field(None, description="algorithm(s)")
-    method: _scalar_or_list(Method) = Field(None, description="method name(s)")
+    method: _scalar_or_list(MethodName) = Field(None, description="method name(s)")
     label: _scalar_or_list(str) = Field(None, description="method variant label(s)")
     env: _scalar_or_list(EnvId) = Field(None, description="environment id(s)")
     sparsity: _scalar_or_list(float | None) = Field(None, description="sparsity level(s) of the grid")
@@ -235,6 +247,11 @@ class ExperimentSpec(BaseModel):
     options: RunOptions = Field(default_factory=RunOptions, description="RunConfig options for every trial")  # type: ignore[valid-type]
     overrides: list[Override] = Field([], description="options for the trials matching a condition, in order")
     resources: Resources = Field(default_factory=Resources, description="per-trial resources and fault tolerance")
+    _warnings: list[str] = PrivateAttr(default_factory=list)  # questionable settings found by load_trials
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self._warnings)
 
     @field_validator("name")
     @classmethod
@@ -253,7 +270,7 @@ class Trial:
 
     index: int
     config: RunConfig  # as the spec sets it (None = the papers' default)
-    resolved: RunConfig  # what the run uses and logs
+    resolved: Resolved  # what the run uses and logs
     run_key: str
     label: str | None = None  # method variant
 
@@ -274,7 +291,7 @@ class Trial:
     def sparsity_text(self) -> str:
         """The sparsity as configured: a level, Sokar's λ pair, or '-' for dense."""
         r = self.resolved
-        if r.method == "dense":
+        if not METHODS[r.method].sparse:
             return "-"
         if r.distribution == "er":
             return f"λ {r.lambda1:g}/{r.lambda2:g}"
@@ -314,7 +331,7 @@ def load_trials(path: str | Path) -> tuple[ExperimentSpec, list[Trial]]:
     """Parse, validate and expand a spec; every trial is checked down to its layer densities."""
     spec = load_spec(path)
     trials = spec.trials(str(path))
-    check_buildable(trials, str(path))
+    spec._warnings = check_buildable(trials, str(path), gpus_per_trial=spec.resources.gpus_per_trial)
     return spec, trials
 
 
@@ -389,7 +406,7 @@ def expand(spec: ExperimentSpec, source: str = "<spec>") -> list[Trial]:
     g = spec.grid
     points = []
     for algo, env, entry in itertools.product(g.algo, g.env, g.method):
-        levels = [None] if entry.name == "dense" else g.sparsity
+        levels = g.sparsity if METHODS[entry.name].crosses_sparsity_axis else [None]
         for sparsity, steps, seed in itertools.product(levels, g.steps, g.seed):
             points.append({"algo": algo, "method": entry.name, "label": entry.label, "env": env,
                            "sparsity": sparsity, "steps": steps, "seed": seed, "_entry": entry})
@@ -404,19 +421,19 @@ def expand(spec: ExperimentSpec, source: str = "<spec>") -> list[Trial]:
             if override.when.matches(point):
                 used[i] = True
                 options |= _set_options(override.set)
-        if point["method"] == "dense":
+        if not METHODS[point["method"]].sparse:
             options = {k: v for k, v in options.items() if k not in SPARSE_ONLY}
         axes = {k: point[k] for k in AXES if not (k == "sparsity" and point[k] is None)}
         trial_name = "-".join(str(point[k]) for k in ("algo", "method", "env")) + f" seed {point['seed']}"
         try:
-            config = RunConfig(**options, **axes)
-            resolved = config.resolve()
+            configured = config.build(**options, **axes)
+            resolved = configured.resolve()
         except ValidationError as err:
             problem = first_error(err).removeprefix("config: ")
             raise SpecError(f"{source}: grid: trial {trial_name}: {problem}") from None
         except ValueError as err:
             raise SpecError(f"{source}: grid: trial {trial_name}: {err}") from None
-        trial = Trial(len(trials), config, resolved, config.run_key(), entry.label)
+        trial = Trial(len(trials), configured, resolved, resolved.run_key(), entry.label)
         if trial.run_key in by_key:
             raise SpecError(f"{source}: grid: trials {by_key[trial.run_key].name} and {trial.name} "
                             f"resolve to the same run (run key {trial.run_key})")
@@ -431,26 +448,28 @@ def expand(spec: ExperimentSpec, source: str = "<spec>") -> list[Trial]:
 _SEED_FREE = {"seed", "steps", "topology_end", "prune_start", "prune_end"}
 
 
-def check_buildable(trials: list[Trial], source: str = "<spec>") -> None:
-    """What only the networks' shapes reveal, e.g. a λ that asks a layer for density > 1.
-
-    One check per distinct sparse configuration (seeds and budgets do not change shapes).
-    """
-    from dsrl_platform.agents.sparsity import check_densities  # lazy: imports torch
-    from dsrl_platform.envs import env_dims
+def check_buildable(trials: list[Trial], source: str = "<spec>", *, gpus_per_trial: float | None = None) -> list[str]:
+    """What only the environment and the networks' shapes reveal (a discrete-action env for
+    TD3, a λ that asks a layer for density > 1, …), once per distinct configuration (seeds and
+    budgets change no shape). Returns the warnings of the distinct configurations."""
+    from dsrl_platform.agents.registry import check_run  # lazy: imports torch
 
     seen: set[str] = set()
+    warnings: list[str] = []
     for t in trials:
-        if t.config.method == "dense":
-            continue
         key = json.dumps(t.resolved.model_dump(mode="json", exclude=_SEED_FREE), sort_keys=True)
         if key in seen:
             continue
         seen.add(key)
         try:
-            check_densities(t.config, *env_dims(t.config.env))
+            if gpus_per_trial is not None and t.resolved.device == "cuda" and gpus_per_trial <= 0:
+                raise ValueError("device: cuda needs resources.gpus_per_trial > 0 (Ray hides the GPUs "
+                                 "from a trial that reserves none)")
+            found = check_run(t.resolved, local_device=False) + t.config.warnings()
+            warnings += [w for w in found if w not in warnings]
         except ValueError as err:
             raise SpecError(f"{source}: grid: trial {t.name}: {err}") from None
+    return warnings
 
 
 def launch_key(spec: ExperimentSpec, trials: list[Trial]) -> str:
@@ -470,7 +489,8 @@ def describe_grid(spec: ExperimentSpec, trials: list[Trial]) -> str:
         dims.append(f"{len(g.steps)} budgets")
     dims.append(f"{len(g.seed)} seed")
     head = f"{spec.name}: {len(trials)} trials = {' × '.join(dims)}"
-    return head + "\n" + format_table([t.row() for t in trials])
+    notes = "".join(f"\nwarning: {w}" for w in spec.warnings)
+    return head + notes + "\n" + format_table([t.row() for t in trials])
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -6,7 +6,6 @@ An algorithm subclass supplies its actor head (`actor_out_factor`), its `policy`
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -17,9 +16,8 @@ from torch import nn
 from dsrl_platform.agents.base import OffPolicyConfig, ReplayAgent, make_adam
 from dsrl_platform.agents.networks import MLP, TwinCritic
 from dsrl_platform.agents.protocol import Spaces
+from dsrl_platform.agents.targets import Targets
 from dsrl_platform.config import Resolved
-from dsrl_platform.sparse.network import SparseNetwork
-from dsrl_platform.sparse.topology import sparsify_target_
 
 
 class ActorCriticConfig(OffPolicyConfig):
@@ -29,28 +27,6 @@ class ActorCriticConfig(OffPolicyConfig):
 
     actor_sparsity: float | None = Field(None, ge=0, lt=1, description="actor's sparsity, overriding `sparsity`")
     critic_sparsity: float | None = Field(None, ge=0, lt=1, description="critics' sparsity, overriding `sparsity`")
-
-
-def _target_layers(target: nn.Module, net: SparseNetwork):
-    """The target network's layers that mirror the online network's sparse layers, in order."""
-    if net.topology is None:
-        return [], None
-    by_name = {w.layer.name: w.layer for w in target.weight_layers()}
-    return [by_name[layer.name] for layer in net.topology.layers], net.topology
-
-
-def _target_masks(pairs, nets) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(target params, online masks) for every masked parameter: the "mask" target rule."""
-    params, masks = [], []
-    for (online, target, _), net in zip(pairs, nets):
-        if net.topology is None:
-            continue
-        for o, t in zip(online, target):
-            mask = net.topology.param_mask(o)
-            if mask is not None:
-                params.append(t)
-                masks.append(mask)
-    return params, masks
 
 
 class ActorCritic(ReplayAgent):
@@ -76,13 +52,8 @@ class ActorCritic(ReplayAgent):
         self.actor_net = self.sparse_network("actor", self.actor, self.actor_opt, self.actor_updates_per_grad_step())
         self.critic_net = self.sparse_network("critic", self.critic, self.critic_opt)
         # Targets start as copies of the (already masked) online networks.
-        self.actor_target = copy.deepcopy(self.actor).requires_grad_(False)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self._target_pairs = [
-            (list(online.parameters()), list(target.parameters()), _target_layers(target, net))
-            for online, target, net in ((self.actor, self.actor_target, self.actor_net),
-                                        (self.critic, self.critic_target, self.critic_net))]
-        self._target_masks = _target_masks(self._target_pairs, (self.actor_net, self.critic_net))
+        self.targets = Targets([self.actor_net, self.critic_net], cfg.sparse_targets)
+        self.actor_target, self.critic_target = self.targets.modules
 
     def actor_updates_per_grad_step(self) -> float:
         raise NotImplementedError
@@ -109,18 +80,8 @@ class ActorCritic(ReplayAgent):
         loss.backward()
         self.actor_net.training.step(self.grad_step)
 
-    @torch.no_grad()
     def update_targets(self, tau: float) -> None:
-        for (online, target, (target_layers, topology)) in self._target_pairs:
-            if tau == 1.0:
-                torch._foreach_copy_(target, online)
-            else:
-                torch._foreach_lerp_(target, online, tau)
-            if self.cfg.sparse_targets == "topk" and topology is not None:
-                # Sokar: each target layer keeps as many (largest) weights as its online layer.
-                sparsify_target_(target_layers, topology, tau)
-        if self.cfg.sparse_targets == "mask" and self._target_masks[0]:
-            torch._foreach_mul_(*self._target_masks)
+        self.targets.update(tau)
 
     def modules(self) -> dict[str, Any]:
         return {"actor": self.actor, "critic": self.critic, "actor_target": self.actor_target,

@@ -20,6 +20,7 @@ from torch import nn
 
 from dsrl_platform.agents.protocol import Spaces, Transition
 from dsrl_platform.agents.sparsity import build_sparse_network
+from dsrl_platform.buffers.frames import FrameReplay
 from dsrl_platform.buffers.replay import ReplayBuffer
 from dsrl_platform.config import Resolved, RunConfig
 from dsrl_platform.methods import METHODS
@@ -39,9 +40,9 @@ class OffPolicyConfig(RunConfig):
 
     @model_validator(mode="after")
     def _check_budget(self) -> OffPolicyConfig:
-        if self.steps <= self.warmup_steps:
+        if self.warmup_steps is not None and self.steps <= self.warmup_steps:
             raise ValueError(f"steps: the budget ({self.steps}) must exceed warmup_steps ({self.warmup_steps})")
-        if self.batch_size is not None and self.buffer_size < self.batch_size:
+        if None not in (self.batch_size, self.buffer_size) and self.buffer_size < self.batch_size:
             raise ValueError(f"buffer_size: {self.buffer_size} is smaller than one batch ({self.batch_size})")
         if self.sparse_targets is not None and not METHODS[self.method].sparse:
             raise ValueError("sparse_targets: the dense method has no masks for its targets")
@@ -49,6 +50,9 @@ class OffPolicyConfig(RunConfig):
 
     def grad_step_at(self, env_step: int) -> int:
         return max(env_step - self.warmup_steps, 0) // self.train_every
+
+    def first_update_step(self) -> int:
+        return self.warmup_steps + self.train_every
 
     def algorithm_defaults(self) -> dict[str, Any]:
         method = METHODS[self.method]
@@ -81,6 +85,14 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
+def make_replay(spaces: Spaces, capacity: int) -> ReplayBuffer | FrameReplay:
+    """Stacked uint8 frames (Atari) share their frames; everything else is stored as it comes."""
+    if spaces.obs_dtype == "uint8" and len(spaces.obs_shape) == 3:
+        return FrameReplay(spaces.obs_shape, capacity)
+    return ReplayBuffer(spaces.obs_shape, capacity, obs_dtype=spaces.obs_dtype,
+                        action_dim=None if spaces.discrete else spaces.action_dim)
+
+
 class ReplayAgent:
     """Buffer, warm-up and schedule of a replay-based agent; subclasses build `networks`."""
 
@@ -92,8 +104,7 @@ class ReplayAgent:
         self.init = torch.Generator().manual_seed(cfg.seed)  # weights and masks (CPU, reproducible)
         self.noise = torch.Generator(self.device).manual_seed(cfg.seed + 1)  # exploration, targets
         self.rng = np.random.default_rng(cfg.seed)  # warm-up actions, minibatch indices
-        self.replay = ReplayBuffer(spaces.obs_shape, min(cfg.buffer_size, cfg.steps), obs_dtype=spaces.obs_dtype,
-                                   action_dim=None if spaces.discrete else spaces.action_dim)
+        self.replay = make_replay(spaces, min(cfg.buffer_size, cfg.steps))
         self.env_steps = 0
         self.grad_step = 0
         self.networks: dict[str, SparseNetwork] = {}
@@ -125,7 +136,7 @@ class ReplayAgent:
         return self.rng.uniform(np.array(s.action_low), np.array(s.action_high)).astype(np.float32)
 
     def observe(self, t: Transition) -> None:
-        self.replay.add(t.obs, t.action, t.reward, t.next_obs, t.terminated)
+        self.replay.add(t.obs, t.action, t.reward, t.next_obs, t.terminated, t.truncated)
         self.env_steps += 1
 
     def updates_due(self, step: int) -> int:

@@ -36,6 +36,7 @@ class TD3Config(ActorCriticConfig):
                 "weight_decay": 2e-4, "tau": 0.005, "target_update_every": 1}
 
     def check(self) -> None:
+        super().check()
         # The actor trains (and has its masks updated) on every policy_delay-th critic step
         # only (Sokar's code counts the critic's steps): an interval off that grid skips updates.
         method = METHODS[self.method]

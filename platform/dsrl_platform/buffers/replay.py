@@ -28,7 +28,7 @@ class ReplayBuffer:
         self.size = 0
         self.pos = 0
 
-    def add(self, obs, action, reward: float, next_obs, terminated: bool) -> None:
+    def add(self, obs, action, reward: float, next_obs, terminated: bool, truncated: bool = False) -> None:
         i = self.pos
         self.obs[i], self.actions[i], self.rewards[i] = obs, action, reward
         self.next_obs[i], self.not_done[i] = next_obs, 0.0 if terminated else 1.0

@@ -110,13 +110,36 @@ class RunConfig(BaseModel):
         """The paper's values of this algorithm's own options (applied where they are None)."""
         return {}
 
+    def graesser_defaults(self) -> GraesserDefaults:
+        """Graesser et al.'s sparse schedule for this agent (some depend on the environment)."""
+        return self.graesser
+
     def grad_step_at(self, env_step: int) -> int:
         """Gradient steps done by environment step `env_step` (schedules are set in env steps,
         the sparse library counts gradient steps)."""
         raise NotImplementedError
 
+    def first_update_step(self) -> int:
+        """Environment steps before the first gradient update (a random warm-up, a first rollout)."""
+        return 0
+
     def check(self) -> None:
-        """Cross-option checks of the resolved config (ValueError naming the option)."""
+        """Cross-option checks of the resolved config (ValueError naming the option); an
+        algorithm adds its own."""
+        for name in ("topology_end", "prune_start", "prune_end"):
+            value = getattr(self, name)
+            if value is not None and value > self.steps:
+                raise ValueError(f"{name}: {value} is past the budget (steps = {self.steps})")
+
+    def warnings(self) -> list[str]:
+        """Legal but probably unintended settings the user made, one line each."""
+        resolved = self.resolve()
+        evaluations = resolved.steps // resolved.eval_every + 1 + (resolved.steps % resolved.eval_every > 0)
+        out = []
+        if "final_evals" in self.model_fields_set and self.final_evals > evaluations:
+            out.append(f"final_evals: {self.final_evals}, but the run has {evaluations} evaluations "
+                       f"(the final return averages all of them)")
+        return out
 
     # --- resolution --------------------------------------------------------------------------
     def resolve(self) -> Resolved:
@@ -125,9 +148,9 @@ class RunConfig(BaseModel):
             return self
         values = self.model_dump()
         _fill(values, self.algorithm_defaults())
-        _fill_sparse(type(self), values)
+        _fill_sparse(type(self), values, self.graesser_defaults())
         resolved = resolved_type(type(self)).model_validate(values)
-        resolved.check()
+        type(self).check(resolved)
         return resolved
 
     def run_key(self) -> str:
@@ -142,13 +165,13 @@ def _fill(values: dict[str, Any], defaults: dict[str, Any]) -> None:
             values[name] = value
 
 
-def _fill_sparse(cls: type[RunConfig], c: dict[str, Any]) -> None:
+def _fill_sparse(cls: type[RunConfig], c: dict[str, Any], graesser: GraesserDefaults) -> None:
     """Sparse options a method uses get the paper's default; the others stay None."""
     m = METHODS[c["method"]]
     if not m.sparse:
         return
     sokar = cls.sokar if m.family == "sokar" else None
-    graesser, steps = cls.graesser, c["steps"]
+    steps = c["steps"]
     lambdas = sokar.lambdas_for(c["env"]) if sokar else None
     per_net = cls.sparsity_options()
     explicit = any(c.get(n) is not None for n in per_net)
@@ -162,6 +185,10 @@ def _fill_sparse(cls: type[RunConfig], c: dict[str, Any]) -> None:
     else:
         _fill(c, {"sparsity": sokar.fallback_sparsity if sokar else graesser.sparsity})
         _fill(c, {n: c["sparsity"] for n in per_net})
+    # Options of a schedule the method does not have are dropped: they change nothing, so they
+    # must not change the run's identity (a grid sets topology_interval for static trials too).
+    unused = (() if m.dynamic else _TOPOLOGY_OPTIONS) + (() if m.starts_dense else _PRUNING_OPTIONS)
+    c.update({name: None for name in unused})
     if m.dynamic:
         ds = sokar is not None  # Sokar's dynamic sparsity (DS-TD3, DS-SAC)
         _fill(c, {"topology_interval": graesser.topology_interval,
@@ -176,6 +203,8 @@ def _fill_sparse(cls: type[RunConfig], c: dict[str, Any]) -> None:
             raise ValueError(f"prune_end: must come after prune_start ({c['prune_start']} >= {c['prune_end']})")
 
 
+_TOPOLOGY_OPTIONS = ("topology_interval", "drop_fraction", "drop_schedule", "topology_end", "update_replaces_step")
+_PRUNING_OPTIONS = ("prune_start", "prune_end", "prune_interval")
 _RESOLVED: dict[type, type] = {}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import zipfile
@@ -71,7 +72,8 @@ def load(directory: str | Path) -> dict[str, Any]:
         raise ValueError(f"resume: no checkpoint in {directory}") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, AttributeError) as err:
         # weights_only refuses any object that is not plain data (a planted checkpoint's code)
-        reason = " ".join(str(err).split())[:160]
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        reason = f"it asks to run {found.group(1)}" if found else "it is not plain data"
         raise ValueError(f"resume: {path} is not a plain checkpoint of this platform; refused to load it ({reason})") from None
     try:
         with np.load(directory / ARRAYS_FILE, allow_pickle=False) as data:
