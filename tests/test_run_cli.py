@@ -60,10 +60,10 @@ def test_run_writes_results_prints_json_and_resumes(tmp_path):
 
 
 def test_bench_json_lists_each_configuration():
-    result = cli("bench", "--algos", "td3", "--methods", "dense,ds", "--steps", "20", "--json")
+    result = cli("bench", "--algos", "td3,dqn", "--methods", "dense,ds", "--steps", "20", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [(r["algo"], r["method"]) for r in rows] == [("td3", "dense"), ("td3", "ds")]
+    assert [(r["algo"], r["method"]) for r in rows] == [("td3", "dense"), ("td3", "ds"), ("dqn", "dense"), ("dqn", "ds")]
     assert all(r["steps_per_s"] > 0 for r in rows)
     bad = cli("bench", "--methods", "dense,nope")
     assert bad.returncode == 2 and "method" in bad.stderr
