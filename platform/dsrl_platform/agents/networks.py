@@ -67,17 +67,43 @@ def q_head(weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator 
         bias.fill_(-0.2)
 
 
+def orthogonal(weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator | None) -> None:
+    """Keras' Orthogonal (gain 1) with zero biases (TF-Agents' PPO networks)."""
+    with torch.no_grad():
+        if weight.device.type != "meta":
+            nn.init.orthogonal_(weight, generator=generator)
+        bias.zero_()
+
+
+def value_head(weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator | None) -> None:
+    """TF-Agents' value head: U(±0.03), zero bias."""
+    _uniform_(weight, 0.03, generator)
+    with torch.no_grad():
+        bias.zero_()
+
+
+def mean_head(weight: torch.Tensor, bias: torch.Tensor, generator: torch.Generator | None) -> None:
+    """Keras VarianceScaling(0.1) (TF-Agents' PPO action means): truncated normal, σ² = 0.1/fan_in."""
+    std = math.sqrt(0.1 / _fans(weight)[0]) / 0.87962566103423978
+    with torch.no_grad():
+        nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std, generator=generator)
+        bias.zero_()
+
+
 INITS: dict[str, Init] = {"torch_default": torch_default, "he_truncated_normal": he_truncated_normal,
-                          "glorot_uniform": glorot_uniform, "q_head": q_head}
+                          "glorot_uniform": glorot_uniform, "q_head": q_head, "orthogonal": orthogonal,
+                          "value_head": value_head, "mean_head": mean_head}
+ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}
 
 
 class MLP(nn.Module):
-    """in → hidden (ReLU) … → out, no output activation (the agent adds its own)."""
+    """in → hidden (ReLU, or tanh) … → out, no output activation (the agent adds its own)."""
 
     def __init__(self, in_dim: int, hidden: list[int], out_dim: int, generator: torch.Generator | None,
-                 name: str, hidden_init: Init = torch_default, output_init: Init | None = None):
+                 name: str, hidden_init: Init = torch_default, output_init: Init | None = None,
+                 activation: str = "relu"):
         super().__init__()
-        self.name = name
+        self.name, self.activation = name, ACTIVATIONS[activation]
         sizes = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         for i, layer in enumerate(self.layers):
@@ -87,7 +113,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *hidden, last = self.layers
         for layer in hidden:
-            x = F.relu(layer(x))
+            x = self.activation(layer(x))
         return last(x)
 
     def weight_layers(self) -> list[WeightLayer]:

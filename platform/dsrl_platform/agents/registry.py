@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from dsrl_platform.agents.dqn import DQN, DQNConfig
+from dsrl_platform.agents.ppo import PPO, PPOConfig
 from dsrl_platform.agents.protocol import Spaces
 from dsrl_platform.agents.sac import SAC, SACConfig
 from dsrl_platform.agents.sparsity import check_densities
@@ -51,6 +52,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("sac", "SAC with a fixed temperature, Sokar et al.'s appendix (continuous control)",
               SACConfig, SAC, "continuous"),
     Algorithm("dqn", "DQN, Graesser et al.'s settings (classic control, MinAtar, Atari)", DQNConfig, DQN, "discrete"),
+    Algorithm("ppo", "PPO (clipped), Graesser et al.'s TF-Agents settings (continuous control)", PPOConfig, PPO,
+              "continuous"),
 )}
 
 

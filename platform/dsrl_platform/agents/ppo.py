@@ -1,0 +1,265 @@
+"""PPO (Schulman et al. 2017) with the clipped objective, as Graesser et al. ran it (TF-Agents).
+
+Every `rollout_steps` environment steps the agent trains `epochs` passes over the rollout in
+minibatches: policy loss −min(ρA, clip(ρ, 1±ε)A), value loss `value_coef`·(V − R)², minus
+`entropy_coef`·entropy, gradients clipped to a global norm of `max_grad_norm` over both
+networks; GAE(λ) advantages, normalised per minibatch, and TD(λ) returns (buffers/rollout.py).
+Observations are normalised by a running mean/std (clipped to ±5), rewards scaled by a running
+std of the rewards (no centring, clipped to ±10). The learning rate decays linearly to 0.
+
+Settings (papers.md D3): separate actor (64-64 tanh, orthogonal; mean head VarianceScaling(0.1)
+through tanh onto the action bounds; state-independent std = softplus(bias), initially 0.35)
+and value network (64-64 ReLU, orthogonal; head U(±0.03)); Adam 3e-4 (ε 1e-5); rollouts of
+2048 steps, 10 epochs of minibatch 64 (320 gradient steps per rollout); clip 0.2, λ 0.95,
+γ 0.99, entropy 0, value coefficient 0.5; L2 wd·Σw² on every kernel, 1e-6 dense and pruning,
+1e-4 sparse. Sparse methods mask every layer of both networks (the std bias stays dense).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from dsrl_platform.agents.base import pick_device
+from dsrl_platform.agents.networks import MLP, mean_head, orthogonal, value_head
+from dsrl_platform.agents.protocol import Spaces, Transition
+from dsrl_platform.agents.sparsity import build_sparse_network
+from dsrl_platform.buffers.rollout import Rollout, RunningMeanStd
+from dsrl_platform.config import Resolved, RunConfig
+from dsrl_platform.config.papers import GRAESSER_PPO
+from dsrl_platform.methods import METHODS
+from dsrl_platform.sparse.network import SparseNetwork
+
+OBS_CLIP, REWARD_CLIP = 5.0, 10.0
+INITIAL_STD = 0.35
+
+
+class PPOConfig(RunConfig):
+    """PPO with Graesser et al.'s TF-Agents settings (see the module docstring)."""
+
+    networks = ("actor", "value")
+    graesser = GRAESSER_PPO
+
+    algo: Literal["ppo"] = Field("ppo", description="RL algorithm")
+    env: str = Field("HalfCheetah-v4", description="gymnasium environment id with continuous actions")
+    eval_every: int = Field(14_336, gt=0, description="evaluate every this many environment steps (Graesser: every 7 rollouts)")
+    eval_episodes: int = Field(20, gt=0, description="episodes of the deterministic (mean) policy per evaluation")
+    final_evals: int = Field(7, gt=0, description="final return = mean of the last this many evaluations (Graesser: the last 10%)")
+    actor_sparsity: float | None = Field(None, ge=0, lt=1, description="actor's sparsity, overriding `sparsity`")
+    value_sparsity: float | None = Field(None, ge=0, lt=1, description="value network's sparsity, overriding `sparsity`")
+    rollout_steps: int = Field(2048, gt=0, description="environment steps per rollout (one training iteration)")
+    epochs: int = Field(10, gt=0, description="passes over each rollout")
+    minibatch_size: int = Field(64, gt=0, description="samples per gradient step")
+    clip_ratio: float = Field(0.2, gt=0, description="ε of the clipped surrogate objective")
+    gae_lambda: float = Field(0.95, ge=0, le=1, description="λ of GAE and of the TD(λ) returns")
+    entropy_coef: float = Field(0.0, ge=0, description="weight of the entropy bonus")
+    value_coef: float = Field(0.5, ge=0, description="weight of the value loss")
+    max_grad_norm: float | None = Field(0.5, gt=0, description="global gradient-norm clip over both networks (None: off)")
+    adam_eps: float = Field(1e-5, gt=0, description="Adam's ε")
+    lr_decay: bool = Field(True, description="decay the learning rate linearly to 0 over the budget")
+    normalize_obs: bool = Field(True, description="running mean/std observation normalisation (clipped to ±5)")
+    scale_rewards: bool = Field(True, description="rewards divided by their running std (clipped to ±10)")
+
+    def algorithm_defaults(self) -> dict[str, Any]:
+        sparse = METHODS[self.method].sparse and not METHODS[self.method].starts_dense
+        return {"hidden_sizes": [64, 64], "lr": 3e-4, "weight_decay": 1e-4 if sparse else 1e-6}
+
+    def grad_step_at(self, env_step: int) -> int:
+        return env_step // self.rollout_steps * self.grad_steps_per_rollout
+
+    @property
+    def grad_steps_per_rollout(self) -> int:
+        return self.epochs * math.ceil(self.rollout_steps / self.minibatch_size)
+
+    def first_update_step(self) -> int:
+        return self.rollout_steps
+
+    def check(self) -> None:
+        super().check()
+        if self.minibatch_size > self.rollout_steps:
+            raise ValueError(f"minibatch_size: {self.minibatch_size} is larger than a rollout ({self.rollout_steps})")
+
+
+class Actor(nn.Module):
+    """Gaussian policy: mean = tanh(MLP) onto the action bounds, std = softplus(a learned bias)."""
+
+    def __init__(self, obs_dim: int, hidden: list[int], act_dim: int, generator: torch.Generator | None):
+        super().__init__()
+        self.mean = MLP(obs_dim, hidden, act_dim, generator, "actor", orthogonal, mean_head, activation="tanh")
+        self.std_bias = nn.Parameter(torch.full((act_dim,), math.log(math.expm1(INITIAL_STD))))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(tanh of the mean in [-1, 1], std in the same units)."""
+        return torch.tanh(self.mean(obs)), nn.functional.softplus(self.std_bias).expand(obs.shape[0], -1)
+
+    def weight_layers(self):
+        return self.mean.weight_layers()
+
+    def biases(self) -> list[torch.Tensor]:
+        return [*self.mean.biases(), self.std_bias]
+
+
+class PPO:
+    acting_network = "actor"
+
+    @classmethod
+    def build_modules(cls, cfg: Resolved, spaces: Spaces, generator: torch.Generator | None) -> dict[str, nn.Module]:
+        return {"actor": Actor(spaces.obs_dim, cfg.hidden_sizes, spaces.action_dim, generator),
+                "value": MLP(spaces.obs_dim, cfg.hidden_sizes, 1, generator, "value", orthogonal, value_head)}
+
+    def __init__(self, cfg: Resolved, spaces: Spaces):
+        self.cfg, self.spaces = cfg, spaces
+        self.device = pick_device(cfg.device)
+        self.init = torch.Generator().manual_seed(cfg.seed)  # weights and masks
+        self.noise = torch.Generator(self.device).manual_seed(cfg.seed + 1)  # actions, minibatches
+        low, high = np.array(spaces.action_low), np.array(spaces.action_high)
+        self.low, self.high = low.astype(np.float32), high.astype(np.float32)
+        self.action_scale = torch.as_tensor((high - low) / 2, dtype=torch.float32, device=self.device)
+        self.action_bias = torch.as_tensor((high + low) / 2, dtype=torch.float32, device=self.device)
+        modules = self.build_modules(cfg, spaces, self.init)
+        self.actor, self.value = modules["actor"].to(self.device), modules["value"].to(self.device)
+        rate = cfg.grad_steps_per_rollout / cfg.rollout_steps
+        self.networks: dict[str, SparseNetwork] = {}
+        self.optimizers = {}
+        for name, module in modules.items():
+            opt = torch.optim.Adam(self._param_groups(module), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
+            self.optimizers[name] = opt
+            self.networks[name] = build_sparse_network(name, module, opt, cfg, self.init, cfg.minibatch_size, rate)
+        self.rollout = Rollout(cfg.rollout_steps, spaces.obs_shape, spaces.action_dim)
+        self.obs_stats = RunningMeanStd(spaces.obs_shape)
+        self.reward_stats = RunningMeanStd()
+        self.iterations = 0
+        self.grad_step = 0
+        self._pending: tuple[np.ndarray, np.ndarray, float, float] | None = None  # what act() chose
+
+    def _param_groups(self, module: nn.Module) -> list[dict[str, Any]]:
+        """TF-Agents' agent-level L2, wd·Σw² on every kernel: Adam's coupled decay 2·wd on the weights."""
+        kernels = {id(w.layer.param) for w in module.weight_layers()}
+        decayed = [p for p in module.parameters() if id(p) in kernels]
+        rest = [p for p in module.parameters() if id(p) not in kernels]
+        return [{"params": decayed, "weight_decay": 2 * self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+    # --- acting ------------------------------------------------------------------------------
+    def _normalize(self, obs: np.ndarray) -> np.ndarray:
+        if not self.cfg.normalize_obs:
+            return np.asarray(obs, np.float32)
+        z = (obs - self.obs_stats.mean) / np.sqrt(self.obs_stats.var + 1e-8)
+        return np.clip(z, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+
+    def _scale(self, squashed: torch.Tensor) -> torch.Tensor:
+        return squashed * self.action_scale + self.action_bias
+
+    def _log_prob(self, mean: torch.Tensor, std: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return (-((action - mean) ** 2) / (2 * std**2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+        if explore and self.cfg.normalize_obs:
+            self.obs_stats.update(obs)
+        x = self._normalize(obs)
+        t = torch.as_tensor(x, device=self.device).unsqueeze(0)
+        squashed, std = self.actor(t)
+        mean, std = self._scale(squashed), std * self.action_scale
+        if not explore:
+            return np.clip(mean.squeeze(0).cpu().numpy(), self.low, self.high)
+        action = mean + std * torch.randn(mean.shape, generator=self.noise, device=self.device)
+        log_prob = float(self._log_prob(mean, std, action))
+        value = float(self.value(t))
+        raw = action.squeeze(0).cpu().numpy()
+        self._pending = (x, raw, log_prob, value)
+        return np.clip(raw, self.low, self.high)  # the env gets a valid action; the rollout keeps the sample
+
+    def observe(self, t: Transition) -> None:
+        assert self._pending is not None, "observe() follows act(explore=True)"
+        x, raw, log_prob, value = self._pending
+        self._pending = None
+        reward = t.reward
+        if self.cfg.scale_rewards:
+            self.reward_stats.update(np.array([reward]))
+            reward = float(np.clip(reward / math.sqrt(self.reward_stats.var + 1e-8), -REWARD_CLIP, REWARD_CLIP))
+        next_value = self._value_of(t.next_obs) if t.truncated and not t.terminated else 0.0
+        self.rollout.add(x, raw, log_prob, value, reward, t.terminated, t.truncated, next_value)
+        self._last_next_obs = t.next_obs
+
+    @torch.no_grad()
+    def _value_of(self, obs: np.ndarray) -> float:
+        return float(self.value(torch.as_tensor(self._normalize(obs), device=self.device).unsqueeze(0)))
+
+    def updates_due(self, step: int) -> int:
+        return int(self.rollout.full)
+
+    # --- learning ----------------------------------------------------------------------------
+    def update(self) -> Mapping[str, Any]:
+        cfg, ro = self.cfg, self.rollout
+        # the next rollout starts from the observation after the last step (unless it was a reset)
+        last_done = ro.terminated[-1] or ro.truncated[-1]
+        last_value = 0.0 if last_done else self._value_of(self._last_next_obs)
+        adv, returns = ro.advantages(last_value, cfg.gamma, cfg.gae_lambda)
+        if cfg.lr_decay:
+            total = max(cfg.steps // cfg.rollout_steps, 1)
+            for opt in self.optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * max(1.0 - self.iterations / total, 0.0)
+        as_t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
+        obs, actions, old_log_probs = as_t(ro.obs), as_t(ro.actions), as_t(ro.log_probs)
+        adv_t, returns_t = as_t(adv), as_t(returns)
+        params = [p for m in (self.actor, self.value) for p in m.parameters()]
+        metrics: dict[str, Any] = {}
+        for _ in range(cfg.epochs):
+            order = torch.randperm(ro.steps, generator=self.noise, device=self.device)
+            for start in range(0, ro.steps, cfg.minibatch_size):
+                idx = order[start:start + cfg.minibatch_size]
+                metrics = self._step(obs[idx], actions[idx], old_log_probs[idx], adv_t[idx], returns_t[idx], params)
+        ro.clear()
+        self.iterations += 1
+        return metrics
+
+    def _step(self, obs, actions, old_log_probs, adv, returns, params) -> dict[str, Any]:
+        cfg = self.cfg
+        self.grad_step += 1
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv
+        squashed, std = self.actor(obs)
+        mean, std = self._scale(squashed), std * self.action_scale
+        ratio = (self._log_prob(mean, std, actions) - old_log_probs).exp()
+        policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip_ratio, 1 + cfg.clip_ratio) * adv).mean()
+        value_loss = (self.value(obs).squeeze(-1) - returns).pow(2).mean()
+        entropy = (0.5 + 0.5 * math.log(2 * math.pi) + std.log()).sum(-1).mean()
+        loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=False)
+        loss.backward()
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        for net in self.networks.values():
+            net.training.step(self.grad_step)
+        return {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach()}
+
+    # --- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"modules": {"actor": self.actor.state_dict(), "value": self.value.state_dict()},
+                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
+                "rollout": self.rollout.state_dict(), "obs_stats": self.obs_stats.state_dict(),
+                "reward_stats": self.reward_stats.state_dict(), "noise": self.noise.get_state(),
+                "iterations": self.iterations, "grad_step": self.grad_step,
+                "last_next_obs": np.asarray(getattr(self, "_last_next_obs", np.zeros(self.spaces.obs_shape)))}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.actor.load_state_dict(state["modules"]["actor"])
+        self.value.load_state_dict(state["modules"]["value"])
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][k])
+        for k, net in self.networks.items():
+            net.training.load_state_dict(state["sparse"][k])
+        self.rollout.load_state_dict(state["rollout"])
+        self.obs_stats.load_state_dict(state["obs_stats"])
+        self.reward_stats.load_state_dict(state["reward_stats"])
+        self.noise.set_state(state["noise"])
+        self.iterations, self.grad_step = int(state["iterations"]), int(state["grad_step"])
+        self._last_next_obs = state["last_next_obs"]
