@@ -24,7 +24,8 @@ class Method:
     dense_gradient: bool = False  # a topology update reads the dense gradient (RigL's FLOP charge)
     starts_dense: bool = False  # masks begin full and thin out (gradual pruning)
     family: Family | None = None  # whose defaults apply: Sokar's (λ, hidden layers) or Graesser's
-    target_rule: str = "off"  # default sparsity of its target networks (off | topk | mask)
+    target_rule: str = "off"  # default sparsity of its target networks (off | topk | mask); Graesser's
+    # code keeps targets masked (they copy the masks with the weights), Sokar's DS keeps the top-k
     updater: str = "dense"  # key of sparse.updaters.UPDATERS
     # Options that build its updater, from the resolved run config: (config) -> keyword arguments
     # beside the topology, generator and final densities. None: the updater takes none.
@@ -56,13 +57,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            dynamic=True, family="sokar", updater="ds", target_rule="topk",
            updater_options=_topology_options(lambda cfg: cfg.drop_rule)),
     Method("set", "SET (Graesser): drop the smallest |w|, regrow at random, cosine drop fraction",
-           dynamic=True, family="graesser", updater="set",
+           dynamic=True, family="graesser", updater="set", target_rule="mask",
            updater_options=_topology_options(lambda cfg: "magnitude")),
     Method("rigl", "RigL (Evci et al.): drop the smallest |w|, regrow at the largest dense gradient",
-           dynamic=True, dense_gradient=True, family="graesser", updater="rigl",
+           dynamic=True, dense_gradient=True, family="graesser", updater="rigl", target_rule="mask",
            updater_options=_topology_options(lambda cfg: "magnitude")),
     Method("prune", "gradual magnitude pruning (Zhu & Gupta), from dense to the target sparsity",
-           starts_dense=True, family="graesser", updater="prune", updater_options=_pruning_options),
+           starts_dense=True, family="graesser", updater="prune", target_rule="mask",
+           updater_options=_pruning_options),
 )}
 
 MethodName = Literal["dense", "static", "ds", "set", "rigl", "prune"]

@@ -6,27 +6,58 @@ An algorithm subclass supplies its actor head (`actor_out_factor`), its `policy`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
+from torch.nn import functional as F
 
 from dsrl_platform.agents.base import OffPolicyConfig, ReplayAgent, make_adam
-from dsrl_platform.agents.networks import MLP, TwinCritic
+from dsrl_platform.agents.networks import INITS, MLP, TwinCritic
 from dsrl_platform.agents.protocol import Spaces
 from dsrl_platform.agents.targets import Targets
 from dsrl_platform.config import Resolved
+from dsrl_platform.methods import METHODS
 
 
 class ActorCriticConfig(OffPolicyConfig):
-    """Options of TD3 and SAC: an actor and a twin critic, each with its own sparsity."""
+    """Options of TD3 and SAC: an actor and a twin critic, each with its own sparsity.
+
+    `preset` picks whose training setup the options left unset follow: Sokar et al.'s (the
+    default) or Graesser et al.'s TF-Agents SAC (papers.md D4, D5): Glorot-uniform init with zero
+    biases, Keras L2 on every kernel (1e-4 dense and pruning, 1e-6 sparse), warm-up 1000,
+    reward scale 0.1, critic loss weight 0.5, a learned temperature (SAC), and for the sparse
+    methods ERK 90% over every layer, sparse-fan init and masked targets.
+    """
 
     networks = ("actor", "critic")
 
+    preset: Literal["sokar", "graesser"] = Field("sokar", description="training setup of the unset options: sokar (Sokar et al.'s TD3/SAC) or graesser (Graesser et al.'s TF-Agents SAC)")
     actor_sparsity: float | None = Field(None, ge=0, lt=1, description="actor's sparsity, overriding `sparsity`")
     critic_sparsity: float | None = Field(None, ge=0, lt=1, description="critics' sparsity, overriding `sparsity`")
+    init: Literal["torch_default", "glorot_uniform"] | None = Field(None, description="weight init: PyTorch's default (Sokar) or Glorot uniform with zero biases (Graesser)")
+    l2_kernels_only: bool | None = Field(None, description="weight_decay as Keras L2 wd·Σw² on the weight matrices only (Graesser) instead of Adam's decay on every parameter (Sokar)")
+    reward_scale: float | None = Field(None, gt=0, description="rewards are multiplied by this in the TD target (Graesser's SAC: 0.1)")
+    critic_loss_weight: float | None = Field(None, gt=0, description="weight of the critics' loss (Graesser's SAC: 0.5)")
+
+    def graesser_setting(self) -> bool:
+        return self.preset == "graesser"
+
+    def own_defaults(self) -> dict[str, Any]:
+        """The algorithm's values under Sokar's setup (TD3's, SAC's)."""
+        return {}
+
+    def algorithm_defaults(self) -> dict[str, Any]:
+        if self.preset == "graesser":
+            sparse = METHODS[self.method].sparse and not METHODS[self.method].starts_dense
+            own = {"warmup_steps": 1000, "init": "glorot_uniform", "l2_kernels_only": True, "reward_scale": 0.1,
+                   "critic_loss_weight": 0.5, "weight_decay": 1e-6 if sparse else 1e-4}
+        else:
+            own = {"warmup_steps": 25_000, "init": "torch_default", "l2_kernels_only": False, "reward_scale": 1.0,
+                   "critic_loss_weight": 1.0}
+        return {**super().algorithm_defaults(), **self.own_defaults(), **own}
 
 
 class ActorCritic(ReplayAgent):
@@ -36,8 +67,9 @@ class ActorCritic(ReplayAgent):
     def build_modules(cls, cfg: Resolved, spaces: Spaces, generator: torch.Generator | None) -> dict[str, nn.Module]:
         """The online networks (also built on the meta device to check shapes)."""
         obs_dim, act_dim = spaces.obs_dim, spaces.action_dim
-        return {"actor": MLP(obs_dim, cfg.hidden_sizes, act_dim * cls.actor_out_factor, generator, "actor"),
-                "critic": TwinCritic(obs_dim + act_dim, cfg.hidden_sizes, generator)}
+        init = INITS[cfg.init]
+        return {"actor": MLP(obs_dim, cfg.hidden_sizes, act_dim * cls.actor_out_factor, generator, "actor", init),
+                "critic": TwinCritic(obs_dim + act_dim, cfg.hidden_sizes, generator, init=init)}
 
     def __init__(self, cfg: Resolved, spaces: Spaces):
         super().__init__(cfg, spaces)
@@ -47,13 +79,32 @@ class ActorCritic(ReplayAgent):
 
         modules = self.build_modules(cfg, spaces, self.init)
         self.actor, self.critic = modules["actor"].to(self.device), modules["critic"].to(self.device)
-        self.actor_opt = make_adam(self.actor.parameters(), cfg)
-        self.critic_opt = make_adam(self.critic.parameters(), cfg)
+        self.actor_opt = make_adam(self._param_groups(self.actor), cfg)
+        self.critic_opt = make_adam(self._param_groups(self.critic), cfg)
         self.actor_net = self.sparse_network("actor", self.actor, self.actor_opt, self.actor_updates_per_grad_step())
         self.critic_net = self.sparse_network("critic", self.critic, self.critic_opt)
         # Targets start as copies of the (already masked) online networks.
         self.targets = Targets([self.actor_net, self.critic_net], cfg.sparse_targets)
         self.actor_target, self.critic_target = self.targets.modules
+
+    def _param_groups(self, module: nn.Module):
+        """Adam's decay on every parameter (Sokar), or Keras L2 wd·Σw² on the weight matrices
+        only, whose gradient 2·wd·w is Adam's coupled decay 2·wd on them (Graesser)."""
+        if not self.cfg.l2_kernels_only:
+            return module.parameters()
+        kernels = {id(w.layer.param) for w in module.weight_layers()}
+        return [{"params": [p for p in module.parameters() if id(p) in kernels], "weight_decay": 2 * self.cfg.weight_decay},
+                {"params": [p for p in module.parameters() if id(p) not in kernels], "weight_decay": 0.0}]
+
+    def td_reward(self, reward: torch.Tensor) -> torch.Tensor:
+        """(batch,) rewards as the TD target uses them."""
+        reward = reward.squeeze(1)
+        return reward if self.cfg.reward_scale == 1.0 else reward * self.cfg.reward_scale
+
+    def critic_loss(self, q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Both heads' squared TD errors (weighted: Graesser's SAC halves them)."""
+        loss = F.mse_loss(q[0], y) + F.mse_loss(q[1], y)
+        return loss if self.cfg.critic_loss_weight == 1.0 else loss * self.cfg.critic_loss_weight
 
     def actor_updates_per_grad_step(self) -> float:
         raise NotImplementedError

@@ -30,7 +30,7 @@ from dsrl_platform.sparse.network import SparseNetwork
 class OffPolicyConfig(RunConfig):
     """Options of the agents that learn from a replay buffer."""
 
-    warmup_steps: int = Field(25_000, ge=0, description="random-action steps before the first update")
+    warmup_steps: int | None = Field(None, ge=0, description="random-action steps before the first update (Sokar: 25000; Graesser: 1000)")
     batch_size: int | None = Field(None, gt=0, description="minibatch size")
     buffer_size: int = Field(1_000_000, gt=0, description="replay capacity in transitions")
     train_every: int = Field(1, gt=0, description="environment steps per gradient update after the warm-up")

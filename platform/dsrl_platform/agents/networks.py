@@ -133,7 +133,8 @@ class TwinCritic(nn.Module):
     masks, distributions and accounting treat the heads as the separate networks they are.
     """
 
-    def __init__(self, in_dim: int, hidden: list[int], generator: torch.Generator | None, name: str = "critic"):
+    def __init__(self, in_dim: int, hidden: list[int], generator: torch.Generator | None, name: str = "critic",
+                 init: Init = torch_default):
         super().__init__()
         self.name = name
         self.h0 = hidden[0]
@@ -142,12 +143,19 @@ class TwinCritic(nn.Module):
         sizes = [*hidden, 1]
         self.ws = nn.ParameterList(nn.Parameter(torch.empty(2, b, a)) for a, b in zip(sizes[:-1], sizes[1:]))
         self.bs = nn.ParameterList(nn.Parameter(torch.empty(2, 1, b)) for b in sizes[1:])
-        bound = 1.0 / math.sqrt(in_dim)  # torch_default, drawn in this order (weights, then bias)
-        _uniform_(self.w_in, bound, generator)
-        _uniform_(self.b_in, bound, generator)
-        for w, b in zip(self.ws, self.bs):
-            _uniform_(w, 1.0 / math.sqrt(w.shape[-1]), generator)
-            _uniform_(b, 1.0 / math.sqrt(w.shape[-1]), generator)
+        if init is torch_default:  # drawn in this order (weights, then bias), both heads at once
+            bound = 1.0 / math.sqrt(in_dim)
+            _uniform_(self.w_in, bound, generator)
+            _uniform_(self.b_in, bound, generator)
+            for w, b in zip(self.ws, self.bs):
+                _uniform_(w, 1.0 / math.sqrt(w.shape[-1]), generator)
+                _uniform_(b, 1.0 / math.sqrt(w.shape[-1]), generator)
+        else:  # each head's matrices with their own fans
+            for head in (0, 1):
+                rows = slice(head * self.h0, (head + 1) * self.h0)
+                init(self.w_in.data[rows], self.b_in.data[rows], generator)
+                for w, b in zip(self.ws, self.bs):
+                    init(w.data[head], b.data[head, 0], generator)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Both heads: (2, batch)."""

@@ -32,18 +32,36 @@ class SACConfig(ActorCriticConfig):
 
     algo: Literal["sac"] = Field("sac", description="RL algorithm")
     env: str = Field("HalfCheetah-v4", description="gymnasium environment id (MuJoCo -v4 reproduces the papers' -v3)")
-    alpha: float = Field(0.2, ge=0, description="fixed entropy temperature")
+    alpha: float | None = Field(None, ge=0, description="entropy temperature: fixed (Sokar 0.2), or its initial value when learned (TF-Agents: 1)")
+    learn_alpha: bool | None = Field(None, description="learn the temperature towards target_entropy (Graesser; Sokar: fixed)")
+    target_entropy: float | None = Field(None, description="the learned temperature's entropy target (TF-Agents: −|A|/2)")
 
-    def algorithm_defaults(self) -> dict[str, Any]:
+    def own_defaults(self) -> dict[str, Any]:
         # DS-SAC (Sokar's appendix): a hard target update (τ = 1) every 1000 gradient steps.
         method = METHODS[self.method]
-        ds = method.dynamic and method.family == "sokar"
-        return {**super().algorithm_defaults(), "hidden_sizes": [256, 256], "batch_size": 256, "lr": 3e-4,
-                "weight_decay": 0.0, "tau": 1.0 if ds else 0.005, "target_update_every": 1000 if ds else 1}
+        ds = method.dynamic and method.family == "sokar" and self.preset == "sokar"
+        return {"hidden_sizes": [256, 256], "batch_size": 256, "lr": 3e-4, "weight_decay": 0.0,
+                "tau": 1.0 if ds else 0.005, "target_update_every": 1000 if ds else 1}
+
+    def algorithm_defaults(self) -> dict[str, Any]:
+        learn = self.preset == "graesser" if self.learn_alpha is None else self.learn_alpha
+        # TF-Agents learns log α from log α₀ = 0 (α = 1)
+        return {**super().algorithm_defaults(), "learn_alpha": learn, "alpha": 1.0 if learn else 0.2}
 
 
 class SAC(ActorCritic):
     actor_out_factor = 2  # mean and log-std
+
+    def __init__(self, cfg, spaces):
+        super().__init__(cfg, spaces)
+        self.log_alpha = torch.tensor(math.log(cfg.alpha) if cfg.alpha > 0 else -20.0, device=self.device,
+                                      requires_grad=cfg.learn_alpha)
+        self.target_entropy = -spaces.action_dim / 2 if cfg.target_entropy is None else cfg.target_entropy
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr) if cfg.learn_alpha else None
+
+    @property
+    def alpha(self) -> float | torch.Tensor:
+        return self.log_alpha.detach().exp() if self.cfg.learn_alpha else self.cfg.alpha
 
     def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """A tanh-squashed Gaussian action in [-1, 1] and its log-probability."""
@@ -69,21 +87,40 @@ class SAC(ActorCritic):
         cfg = self.cfg
         obs, action, reward, next_obs, not_done = batch
 
+        alpha = self.alpha
         with torch.no_grad():
             next_action, next_log_prob = self.sample(next_obs)
             q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=0).values
-            y = reward.squeeze(1) + cfg.gamma * not_done.squeeze(1) * (q_next - cfg.alpha * next_log_prob)
+            y = self.td_reward(reward) + cfg.gamma * not_done.squeeze(1) * (q_next - alpha * next_log_prob)
 
         q = self.critic(obs, action)
-        critic_loss = F.mse_loss(q[0], y) + F.mse_loss(q[1], y)
+        critic_loss = self.critic_loss(q, y)
         self.critic_step(critic_loss)
 
         new_action, log_prob = self.sample(obs)
         with frozen(self.critic):
             q_new = self.critic(obs, self.scale(new_action)).min(dim=0).values
-        actor_loss = (cfg.alpha * log_prob - q_new).mean()
+        actor_loss = (alpha * log_prob - q_new).mean()
         self.actor_step(actor_loss)
+
+        if self.alpha_opt is not None:  # TF-Agents: the loss on log α, −log α·(log π + H_target)
+            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+            self.alpha_opt.zero_grad()
+            alpha_loss.backward()
+            self.alpha_opt.step()
 
         if self.grad_step % cfg.target_update_every == 0:
             self.update_targets(cfg.tau)
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
+
+    def modules(self) -> dict[str, Any]:
+        extra = {"alpha_opt": self.alpha_opt} if self.alpha_opt is not None else {}
+        return {**super().modules(), **extra}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "log_alpha": self.log_alpha.detach().clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])

@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field
-from torch.nn import functional as F
 
 from dsrl_platform.agents.actor_critic import ActorCritic, ActorCriticConfig
 from dsrl_platform.agents.base import frozen
@@ -31,9 +30,9 @@ class TD3Config(ActorCriticConfig):
     noise_clip: float = Field(0.5, ge=0, description="clip of the smoothing noise, times max action")
     exploration_noise: float = Field(0.1, ge=0, description="Gaussian exploration noise, times max action")
 
-    def algorithm_defaults(self) -> dict[str, Any]:
-        return {**super().algorithm_defaults(), "hidden_sizes": [256, 256], "batch_size": 100, "lr": 1e-3,
-                "weight_decay": 2e-4, "tau": 0.005, "target_update_every": 1}
+    def own_defaults(self) -> dict[str, Any]:
+        return {"hidden_sizes": [256, 256], "batch_size": 100, "lr": 1e-3, "weight_decay": 2e-4, "tau": 0.005,
+                "target_update_every": 1}
 
     def check(self) -> None:
         super().check()
@@ -68,10 +67,10 @@ class TD3(ActorCritic):
             noise = (cfg.policy_noise * noise).clamp(-cfg.noise_clip, cfg.noise_clip)
             next_action = (torch.tanh(self.actor_target(next_obs)) + noise).clamp(-1.0, 1.0)
             q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=0).values
-            y = reward.squeeze(1) + cfg.gamma * not_done.squeeze(1) * q_next
+            y = self.td_reward(reward) + cfg.gamma * not_done.squeeze(1) * q_next
 
         q = self.critic(obs, action)  # (2, B)
-        critic_loss = F.mse_loss(q[0], y) + F.mse_loss(q[1], y)
+        critic_loss = self.critic_loss(q, y)
         self.critic_step(critic_loss)
         metrics = {"critic_loss": critic_loss.detach()}
 

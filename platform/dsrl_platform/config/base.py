@@ -29,7 +29,7 @@ Distribution = Literal["er", "erk", "uniform"]
 SPARSE_ONLY = (
     "sparsity", "distribution", "lambda1", "lambda2", "sparse_layers", "topology_interval",
     "drop_fraction", "drop_schedule", "drop_rule", "topology_end", "prune_start", "prune_end",
-    "prune_interval", "update_replaces_step",
+    "prune_interval", "update_replaces_step", "fixed_sparse_init",
 )
 SPARSITY_SUFFIX = "_sparsity"  # per-network sparsity options: actor_sparsity, critic_sparsity, …
 
@@ -81,7 +81,8 @@ class RunConfig(BaseModel):
     prune_start: int | None = Field(None, ge=0, description="prune: environment step where pruning begins (0.2·steps)")
     prune_end: int | None = Field(None, ge=0, description="prune: environment step where the target sparsity is reached (0.8·steps)")
     prune_interval: int | None = Field(None, gt=0, description="prune: gradient steps between mask updates")
-    update_replaces_step: bool | None = Field(None, description="a topology update replaces that step's gradient update (Graesser: on for set/rigl)")
+    update_replaces_step: bool | None = Field(None, description="a topology update replaces that step's gradient update (Graesser's code: Atari RigL only)")
+    fixed_sparse_init: bool | None = Field(None, description="redraw the active weights with Glorot bounds over the active fans (Graesser's fixed_sparse_init; default for their methods and setting)")
 
     # --- execution ---------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
@@ -109,6 +110,10 @@ class RunConfig(BaseModel):
     def algorithm_defaults(self) -> dict[str, Any]:
         """The paper's values of this algorithm's own options (applied where they are None)."""
         return {}
+
+    def graesser_setting(self) -> bool:
+        """The run follows Graesser et al.'s training setup (their agents, or a preset)."""
+        return self.sokar is None
 
     def graesser_defaults(self) -> GraesserDefaults:
         """Graesser et al.'s sparse schedule for this agent (some depend on the environment)."""
@@ -148,7 +153,7 @@ class RunConfig(BaseModel):
             return self
         values = self.model_dump()
         _fill(values, self.algorithm_defaults())
-        _fill_sparse(type(self), values, self.graesser_defaults())
+        _fill_sparse(type(self), values, self.graesser_defaults(), self.graesser_setting())
         resolved = resolved_type(type(self)).model_validate(values)
         type(self).check(resolved)
         return resolved
@@ -165,12 +170,14 @@ def _fill(values: dict[str, Any], defaults: dict[str, Any]) -> None:
             values[name] = value
 
 
-def _fill_sparse(cls: type[RunConfig], c: dict[str, Any], graesser: GraesserDefaults) -> None:
+def _fill_sparse(cls: type[RunConfig], c: dict[str, Any], graesser: GraesserDefaults, graesser_setting: bool) -> None:
     """Sparse options a method uses get the paper's default; the others stay None."""
     m = METHODS[c["method"]]
     if not m.sparse:
         return
-    sokar = cls.sokar if m.family == "sokar" else None
+    sokar = cls.sokar if m.family == "sokar" and not graesser_setting else None
+    # Graesser's code redraws sparse weights with sparse fans; a no-op for pruning (starts dense).
+    _fill(c, {"fixed_sparse_init": not m.starts_dense and (m.family == "graesser" or graesser_setting)})
     steps = c["steps"]
     lambdas = sokar.lambdas_for(c["env"]) if sokar else None
     per_net = cls.sparsity_options()
@@ -195,7 +202,7 @@ def _fill_sparse(cls: type[RunConfig], c: dict[str, Any], graesser: GraesserDefa
                   "drop_fraction": sokar.drop_fraction if ds else graesser.drop_fraction,
                   "drop_schedule": "constant" if m.family == "sokar" else "cosine",
                   "topology_end": int((sokar.topology_end if ds else graesser.topology_end) * steps),
-                  "update_replaces_step": m.family == "graesser"})
+                  "update_replaces_step": graesser.rigl_replaces_step and m.dense_gradient and sokar is None})
     if m.starts_dense:
         _fill(c, {"prune_start": int(graesser.prune_start * steps), "prune_end": int(graesser.prune_end * steps),
                   "prune_interval": graesser.prune_interval})

@@ -43,6 +43,9 @@ class GraesserDefaults:
     prune_start: float = 0.2
     prune_end: float = 0.8
     prune_interval: int = 1000  # gradient steps
+    # The mask update replaces that step's gradient step: only Atari RigL in their code
+    # (sparse_optimizers_base.py); TF-Agents DQN/PPO/SAC and Atari SET still apply the gradient.
+    rigl_replaces_step: bool = False
 
 
 # Sokar et al., section 5 and appendix: (λ1, λ2) per environment family.
@@ -64,7 +67,7 @@ SOKAR_SAC = SokarDefaults(
 GRAESSER_SAC = GraesserDefaults()  # 0.5, every 1000 until 800k; prune 200k→800k /1000
 GRAESSER_DQN_CLASSIC = GraesserDefaults(topology_end=0.75, prune_start=0.2, prune_end=0.75)  # of 100k
 GRAESSER_DQN_ATARI = GraesserDefaults(drop_fraction=0.3, topology_interval=5000, prune_interval=5000,
-                                      sparsity=0.9)  # 2M of 2.5M gradient steps
+                                      sparsity=0.9, rigl_replaces_step=True)  # 2M of 2.5M gradient steps
 # PPO: of 156,480 gradient steps, updates every 250 until 120k (0.767), pruning 32k→120k every 500.
 GRAESSER_PPO = GraesserDefaults(drop_fraction=0.3, topology_interval=250, topology_end=120_000 / 156_480,
                                 prune_start=32_000 / 156_480, prune_end=120_000 / 156_480, prune_interval=500)
