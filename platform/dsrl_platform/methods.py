@@ -23,6 +23,7 @@ class Method:
     dynamic: bool = False  # the topology changes during training (drop and grow: churn)
     dense_gradient: bool = False  # a topology update reads the dense gradient (RigL's FLOP charge)
     starts_dense: bool = False  # masks begin full and thin out (gradual pruning)
+    matches_sparsity: bool = False  # dense, with widths solved to the parameter count of a sparse net
     family: Family | None = None  # whose defaults apply: Sokar's (λ, hidden layers) or Graesser's
     target_rule: str = "off"  # default sparsity of its target networks (off | topk | mask); Graesser's
     # code keeps targets masked (they copy the masks with the weights), Sokar's DS keeps the top-k
@@ -34,7 +35,7 @@ class Method:
     @property
     def crosses_sparsity_axis(self) -> bool:
         """Multiplied by a grid's sparsity levels (a dense trial is one run whatever the levels)."""
-        return self.sparse
+        return self.sparse or self.matches_sparsity
 
 
 def _topology_options(drop_rule: Callable[[Any], str]) -> Callable[[Any], dict[str, Any]]:
@@ -51,6 +52,9 @@ def _pruning_options(cfg: Any) -> dict[str, Any]:
 
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("dense", "no masks: the dense baseline", sparse=False),
+    Method("dense_matched", "dense with hidden widths scaled so that its parameter count matches the sparse "
+           "network at the given sparsity (Graesser's width-matched baseline)", sparse=False,
+           matches_sparsity=True, family="graesser"),
     Method("static", "a fixed random sparse mask (Sokar's Static-TD3, Graesser's static)",
            family="sokar", updater="static"),
     Method("ds", "Sokar's dynamic sparsity: SET-style drop by sign-split magnitude, random regrowth",
@@ -67,7 +71,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            updater_options=_pruning_options),
 )}
 
-MethodName = Literal["dense", "static", "ds", "set", "rigl", "prune"]
+MethodName = Literal["dense", "dense_matched", "static", "ds", "set", "rigl", "prune"]
 assert set(MethodName.__args__) == set(METHODS), "MethodName must list every registered method"  # type: ignore[attr-defined]
 
 

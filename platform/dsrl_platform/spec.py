@@ -162,8 +162,11 @@ class Grid(BaseModel):
     def _variants_named(cls, methods: list[MethodEntry]) -> list[MethodEntry]:
         seen: dict[str, int] = {}
         for i, m in enumerate(methods):
-            if not METHODS[m.name].sparse and set(_set_options(m.options)) & SPARSE_ONLY:
-                bad = sorted(set(_set_options(m.options)) & SPARSE_ONLY)[0]
+            given = set(_set_options(m.options)) & SPARSE_ONLY
+            if METHODS[m.name].matches_sparsity:
+                given = {k for k in given if not k.endswith("sparsity")}
+            if not METHODS[m.name].sparse and given:
+                bad = sorted(given)[0]
                 raise _ItemError(i, "the dense method takes no sparsity options", f"options.{bad}")
             key = f"{m.name}/{m.label}"
             if key in seen:
@@ -291,6 +294,8 @@ class Trial:
     def sparsity_text(self) -> str:
         """The sparsity as configured: a level, Sokar's λ pair, or '-' for dense."""
         r = self.resolved
+        if METHODS[r.method].matches_sparsity:
+            return f"≙ {r.sparsity:g}"
         if not METHODS[r.method].sparse:
             return "-"
         if r.distribution == "er":
@@ -421,8 +426,10 @@ def expand(spec: ExperimentSpec, source: str = "<spec>") -> list[Trial]:
             if override.when.matches(point):
                 used[i] = True
                 options |= _set_options(override.set)
-        if not METHODS[point["method"]].sparse:
-            options = {k: v for k, v in options.items() if k not in SPARSE_ONLY}
+        method = METHODS[point["method"]]
+        if not method.sparse:  # a width-matched dense net keeps the sparsity it matches
+            options = {k: v for k, v in options.items()
+                       if k not in SPARSE_ONLY or (method.matches_sparsity and k.endswith("sparsity"))}
         axes = {k: point[k] for k in AXES if not (k == "sparsity" and point[k] is None)}
         trial_name = "-".join(str(point[k]) for k in ("algo", "method", "env")) + f" seed {point['seed']}"
         try:

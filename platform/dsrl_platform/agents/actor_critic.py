@@ -37,6 +37,8 @@ class ActorCriticConfig(OffPolicyConfig):
     preset: Literal["sokar", "graesser"] = Field("sokar", description="training setup of the unset options: sokar (Sokar et al.'s TD3/SAC) or graesser (Graesser et al.'s TF-Agents SAC)")
     actor_sparsity: float | None = Field(None, ge=0, lt=1, description="actor's sparsity, overriding `sparsity`")
     critic_sparsity: float | None = Field(None, ge=0, lt=1, description="critics' sparsity, overriding `sparsity`")
+    actor_width: float | None = Field(None, gt=0, description="actor's width multiplier, overriding `width`")
+    critic_width: float | None = Field(None, gt=0, description="critics' width multiplier, overriding `width`")
     init: Literal["torch_default", "glorot_uniform"] | None = Field(None, description="weight init: PyTorch's default (Sokar) or Glorot uniform with zero biases (Graesser)")
     l2_kernels_only: bool | None = Field(None, description="weight_decay as Keras L2 wd·Σw² on the weight matrices only (Graesser) instead of Adam's decay on every parameter (Sokar)")
     reward_scale: float | None = Field(None, gt=0, description="rewards are multiplied by this in the TD target (Graesser's SAC: 0.1)")
@@ -68,8 +70,8 @@ class ActorCritic(ReplayAgent):
         """The online networks (also built on the meta device to check shapes)."""
         obs_dim, act_dim = spaces.obs_dim, spaces.action_dim
         init = INITS[cfg.init]
-        return {"actor": MLP(obs_dim, cfg.hidden_sizes, act_dim * cls.actor_out_factor, generator, "actor", init),
-                "critic": TwinCritic(obs_dim + act_dim, cfg.hidden_sizes, generator, init=init)}
+        return {"actor": MLP(obs_dim, cfg.hidden_for("actor"), act_dim * cls.actor_out_factor, generator, "actor", init),
+                "critic": TwinCritic(obs_dim + act_dim, cfg.hidden_for("critic"), generator, init=init)}
 
     def __init__(self, cfg: Resolved, spaces: Spaces):
         super().__init__(cfg, spaces)

@@ -18,6 +18,7 @@ over 250k steps, ε_eval 0.001, rewards clipped to ±1; MinAtar — the small co
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import numpy as np
@@ -97,14 +98,18 @@ class DQN(ReplayAgent):
     def build_modules(cls, cfg: Resolved, spaces: Spaces, generator: torch.Generator | None) -> dict[str, nn.Module]:
         n = spaces.action_dim
         if cfg.network == "mlp":
-            return {"q": MLP(spaces.obs_dim, cfg.hidden_sizes, n, generator, "q", he_truncated_normal, q_head)}
+            return {"q": MLP(spaces.obs_dim, cfg.hidden_for("q"), n, generator, "q", he_truncated_normal, q_head)}
         if len(spaces.obs_shape) != 3:
             raise ValueError(f"network: {cfg.network} takes image observations (C, H, W), "
                              f"{cfg.env} gives shape {spaces.obs_shape}")
+        # Dopamine's width: ceil(n·width) on every conv and dense layer but the head
+        w = cfg.width
+        scaled = lambda n: math.ceil(n * w)  # noqa: E731
+        fc = [scaled(h) for h in cfg.hidden_sizes]
         if cfg.network == "minatar":
-            return {"q": ConvQNetwork(spaces.obs_shape, [(16, 3, 1)], cfg.hidden_sizes, n, generator, "q")}
-        return {"q": ConvQNetwork(spaces.obs_shape, [(32, 8, 4), (64, 4, 2), (64, 3, 1)], cfg.hidden_sizes, n,
-                                  generator, "q", padding="same", scale=255.0, init=glorot_uniform)}
+            return {"q": ConvQNetwork(spaces.obs_shape, [(scaled(16), 3, 1)], fc, n, generator, "q")}
+        return {"q": ConvQNetwork(spaces.obs_shape, [(scaled(32), 8, 4), (scaled(64), 4, 2), (scaled(64), 3, 1)], fc,
+                                  n, generator, "q", padding="same", scale=255.0, init=glorot_uniform)}
 
     def __init__(self, cfg: Resolved, spaces: Spaces):
         super().__init__(cfg, spaces)

@@ -53,6 +53,8 @@ class PPOConfig(RunConfig):
     final_evals: int = Field(7, gt=0, description="final return = mean of the last this many evaluations (Graesser: the last 10%)")
     actor_sparsity: float | None = Field(None, ge=0, lt=1, description="actor's sparsity, overriding `sparsity`")
     value_sparsity: float | None = Field(None, ge=0, lt=1, description="value network's sparsity, overriding `sparsity`")
+    actor_width: float | None = Field(None, gt=0, description="actor's width multiplier, overriding `width`")
+    value_width: float | None = Field(None, gt=0, description="value network's width multiplier, overriding `width`")
     rollout_steps: int = Field(2048, gt=0, description="environment steps per rollout (one training iteration)")
     epochs: int = Field(10, gt=0, description="passes over each rollout")
     minibatch_size: int = Field(64, gt=0, description="samples per gradient step")
@@ -110,8 +112,8 @@ class PPO:
 
     @classmethod
     def build_modules(cls, cfg: Resolved, spaces: Spaces, generator: torch.Generator | None) -> dict[str, nn.Module]:
-        return {"actor": Actor(spaces.obs_dim, cfg.hidden_sizes, spaces.action_dim, generator),
-                "value": MLP(spaces.obs_dim, cfg.hidden_sizes, 1, generator, "value", orthogonal, value_head)}
+        return {"actor": Actor(spaces.obs_dim, cfg.hidden_for("actor"), spaces.action_dim, generator),
+                "value": MLP(spaces.obs_dim, cfg.hidden_for("value"), 1, generator, "value", orthogonal, value_head)}
 
     def __init__(self, cfg: Resolved, spaces: Spaces):
         self.cfg, self.spaces = cfg, spaces

@@ -63,6 +63,7 @@ class RunConfig(BaseModel):
 
     # --- networks and optimisation -----------------------------------------------------------
     hidden_sizes: list[int] | None = Field(None, min_length=1, description="hidden layer widths of every network")
+    width: float = Field(1.0, gt=0, description="multiplier of every hidden width (conv channels too); per network: <network>_width")
     lr: float | None = Field(None, gt=0, description="Adam learning rate")
     weight_decay: float | None = Field(None, ge=0, description="L2 weight decay")
     gamma: float = Field(0.99, gt=0, le=1, description="discount factor")
@@ -90,16 +91,34 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> RunConfig:
-        if not METHODS[self.method].sparse:
+        method = METHODS[self.method]
+        if not method.sparse:
             set_ = [n for n in self.sparsity_options() if getattr(self, n) is not None]
-            if set_:
+            if set_ and not method.matches_sparsity:
                 raise ValueError(f"{set_[0]}: the dense method takes no sparsity "
-                                 f"(choose static, ds, set, rigl or prune)")
+                                 f"(choose dense_matched, static, ds, set, rigl or prune)")
+            widths = [n for n in self.width_options() if getattr(self, n) not in (None, 1.0)]
+            if widths and method.matches_sparsity and not isinstance(self, Resolved):
+                raise ValueError(f"{widths[0]}: dense_matched solves its widths from the sparsity")
         if self.distribution == "er" and any(getattr(self, n) is not None for n in self.sparsity_options()):
             raise ValueError("distribution: 'er' takes lambda1/lambda2, not sparsity (use erk or uniform)")
         if any(h <= 0 for h in self.hidden_sizes or []):
             raise ValueError(f"hidden_sizes: every width must be a positive integer (got {self.hidden_sizes})")
         return self
+
+    def width_of(self, network: str) -> float:
+        own = getattr(self, f"{network}_width", None)
+        return self.width if own is None else own
+
+    def hidden_for(self, network: str) -> list[int]:
+        """Hidden widths of `network`: hidden_sizes scaled by its width multiplier, floored, at
+        least 1 (TF-Agents' `int(max(1, n·width))`; output layers are never scaled)."""
+        w = self.width_of(network)
+        return list(self.hidden_sizes) if w == 1.0 else [int(max(1, h * w)) for h in self.hidden_sizes]
+
+    @classmethod
+    def width_options(cls) -> list[str]:
+        return ["width", *(n for n in cls.model_fields if n.endswith("_width"))]
 
     @classmethod
     def sparsity_options(cls) -> list[str]:
@@ -154,6 +173,12 @@ class RunConfig(BaseModel):
         values = self.model_dump()
         _fill(values, self.algorithm_defaults())
         _fill_sparse(type(self), values, self.graesser_defaults(), self.graesser_setting())
+        if METHODS[self.method].matches_sparsity:
+            _fill(values, {"sparsity": self.graesser_defaults().sparsity})
+            _fill(values, {n: values["sparsity"] for n in self.sparsity_options()})
+            from dsrl_platform.agents.widths import matched_widths  # shapes: the agents and the env
+
+            values.update(matched_widths(resolved_type(type(self)).model_validate(values)))
         resolved = resolved_type(type(self)).model_validate(values)
         type(self).check(resolved)
         return resolved

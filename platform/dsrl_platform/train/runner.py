@@ -157,7 +157,10 @@ class Runner:
 
     @property
     def sparsity(self) -> float:
-        """The overall sparsity the method works at: now, or for a pruning method its target."""
+        """The overall sparsity the method works at: now, for a pruning method its target, for a
+        width-matched dense network the sparsity it matches."""
+        if self.method.matches_sparsity:
+            return float(self.config.sparsity)
         if not self.method.starts_dense:
             return self.param_counts()["sparsity"]
         total = sum(w.layer.weight.numel() for net in self.networks.values() for w in net.layers)
