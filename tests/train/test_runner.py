@@ -15,18 +15,24 @@ from dsrl_platform.methods import METHODS
 from dsrl_platform.train.runner import Runner
 from dsrl_platform.train.sinks import MemorySink
 
-ENVS = {"td3": "Pendulum-v1", "sac": "Pendulum-v1", "dqn": "CartPole-v1"}
+ENVS = {"td3": "Pendulum-v1", "sac": "Pendulum-v1", "dqn": "CartPole-v1", "ppo": "Pendulum-v1"}
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "reference_curves.json"
 
 
 def tiny(algo: str, method: str, **extra) -> config.RunConfig:
     """Small nets, topology updates every 50 gradient steps: seconds per run."""
-    options = dict(algo=algo, method=method, env=ENVS[algo], steps=900, warmup_steps=300,
-                   eval_every=300, eval_episodes=1, hidden_sizes=[32, 32], batch_size=32, buffer_size=900)
+    options = dict(algo=algo, method=method, env=ENVS[algo], steps=900, eval_every=300, eval_episodes=1,
+                   hidden_sizes=[32, 32])
+    if algo == "ppo":  # rollouts of 128 steps: 7 iterations, checkpoints fall mid-rollout
+        options.update(rollout_steps=128, minibatch_size=32, epochs=2)
+    else:
+        options.update(warmup_steps=300, batch_size=32, buffer_size=900)
     if METHODS[method].dynamic:
         options.update(topology_interval=50, topology_end=850)
     if METHODS[method].starts_dense:
         options.update(prune_interval=50, prune_start=400, prune_end=800)
+    if algo == "ppo":  # 8 gradient steps per rollout: a denser topology schedule
+        options.update({k: 8 for k in ("topology_interval", "prune_interval") if k in options})
     options.update(extra)
     return config.build(**options)
 
@@ -49,7 +55,9 @@ def test_every_algorithm_and_method_trains_and_keeps_its_sparsity(algo, method):
                 assert torch.all(layer.weight[net.topology.mask(i) == 0] == 0), layer.name
     summary = runner.summary()
     m = METHODS[method]
-    if not m.sparse:
+    if m.matches_sparsity:  # dense, narrower, tagged with the sparsity it matches
+        assert after == before and summary["sparsity"] == 0.9 and runner.param_counts()["sparsity"] == 0.0
+    elif not m.sparse:
         assert after == before and summary["sparsity"] == 0.0
         assert summary["train_flops_relative"] == pytest.approx(1.0)
     elif m.starts_dense:  # starts dense, ends at the target
@@ -131,7 +139,7 @@ def test_halfcheetah_counts_and_flops_match_a_hand_count():
 
 
 def test_same_config_and_seed_give_the_same_curve():
-    for algo, method in (("sac", "rigl"), ("dqn", "set")):
+    for algo, method in (("sac", "rigl"), ("dqn", "set"), ("ppo", "static")):
         curves = [[(e.step, e.return_mean) for e in Runner(tiny(algo, method)).evaluations()] for _ in range(2)]
         assert curves[0] == curves[1]
         other = [(e.step, e.return_mean) for e in Runner(tiny(algo, method, seed=1)).evaluations()]
@@ -139,10 +147,12 @@ def test_same_config_and_seed_give_the_same_curve():
 
 
 @pytest.mark.parametrize("algo,method", [("td3", "ds"), ("sac", "prune"), ("td3", "rigl"), ("dqn", "rigl"),
-                                         ("dqn", "prune")])
+                                         ("dqn", "prune"), ("ppo", "rigl"), ("ppo", "prune")])
 def test_resume_from_a_checkpoint_gives_the_numbers_of_an_uninterrupted_run(tmp_path, algo, method):
-    # eval_every 350: the checkpoint falls mid-episode (Pendulum episodes last 200 steps)
-    cfg = tiny(algo, method, eval_every=350, steps=1050, buffer_size=1050)
+    # eval_every 350: the checkpoint falls mid-episode (Pendulum episodes last 200 steps), and
+    # for PPO mid-rollout (128 steps each)
+    extra = {} if algo == "ppo" else {"buffer_size": 1050}
+    cfg = tiny(algo, method, eval_every=350, steps=1050, **extra)
     straight = Runner(cfg)
     expected = [(e.step, e.return_mean, e.train_flops) for e in straight.evaluations()]
 
@@ -188,7 +198,7 @@ def test_metrics_reach_the_sink_with_environment_steps():
     assert summary[names.SUMMARY_PREFIX + names.SUMMARY_FINAL_RETURN] == runner.summary()["final_return"]
 
 
-@pytest.mark.parametrize("algo", ["td3", "dqn"])
+@pytest.mark.parametrize("algo", ["td3", "dqn", "ppo"])
 def test_rigl_updates_cost_the_dense_gradient_of_their_step(algo):
     """Evci et al.: an update step's backward is 2·f_S + f_D per sample instead of 3·f_S; every
     other gradient step 3·f_S, counted by each network's own gradient steps."""
@@ -202,3 +212,5 @@ def test_rigl_updates_cost_the_dense_gradient_of_their_step(algo):
     assert runner.costs.train_flops == expected
     if algo == "td3":  # the actor trains every policy_delay-th step
         assert runner.networks["actor"].grad_steps == runner.networks["critic"].grad_steps // 2 == 300
+    if algo == "ppo":  # 7 rollouts × 2 epochs × 4 minibatches, both networks
+        assert runner.networks["actor"].grad_steps == runner.networks["value"].grad_steps == 56

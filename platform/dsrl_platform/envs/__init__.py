@@ -39,6 +39,7 @@ def _register_optional(env_id: str) -> str | None:
                 if not any(k.startswith("MinAtar/") for k in gym.envs.registry):
                     mod.register_envs()
             else:
+                mod.ALEInterface.setLoggerMode(mod.LoggerMode.Error)  # no banner on stdout
                 gym.register_envs(mod)
     return None
 
