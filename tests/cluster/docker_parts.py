@@ -7,6 +7,7 @@ looked up and killed by id, by the project's labels. Nothing else in the engine 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -19,7 +20,9 @@ import pytest
 from cluster_parts import ROOT, free_port
 
 DOCKER = ROOT / "docker"
-IMAGE, POSTGRES_IMAGE = "dsrl-platform:test", "dsrl-postgres:test"
+# Tags of this checkout's own: another checkout's tests may build theirs in the same engine.
+_CHECKOUT = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+IMAGE, POSTGRES_IMAGE = f"dsrl-platform:test-{_CHECKOUT}", f"dsrl-postgres:test-{_CHECKOUT}"
 # How the README launches a grid, from the head node.
 LAUNCH = ["dsrl-platform", "launch", "experiments/smoke.yaml", "--address", "auto",
           "--tracking-uri", "http://mlflow:5000", "--storage", "/shared/ray_results", "--progress-every", "10"]
@@ -33,20 +36,22 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> str:
 
 
 def engine_or_skip() -> list[str]:
-    """The compose command (`docker compose`, or docker-compose 1.29) of a reachable engine."""
+    """The compose command (`docker compose`, or docker-compose 1.29) of a reachable engine;
+    otherwise the calling test module is skipped, with one line."""
     where = os.environ.get("DOCKER_HOST", "the default socket")
     if shutil.which("docker") is None:
-        pytest.skip("docker: no docker CLI (.ci/run installs docker.io and starts a private engine as root)")
+        pytest.skip("docker: no docker CLI (.ci/run installs docker.io and starts a private engine as root)",
+                    allow_module_level=True)
     probe = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
                            timeout=30)
     if probe.returncode != 0 or not probe.stdout.strip():
         why = (probe.stderr.strip().splitlines() or ["no answer"])[-1]
-        pytest.skip(f"docker: no Docker engine at {where} ({why}); .ci/run starts one as root")
+        pytest.skip(f"docker: no Docker engine at {where}: {why} (.ci/run starts one as root)", allow_module_level=True)
     if subprocess.run(["docker", "compose", "version"], capture_output=True, timeout=30).returncode == 0:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    pytest.skip("docker: neither `docker compose` nor docker-compose is installed")
+    pytest.skip("docker: neither `docker compose` nor docker-compose is installed", allow_module_level=True)
 
 
 def build_images() -> float:

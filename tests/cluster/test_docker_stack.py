@@ -12,6 +12,7 @@ and `up` keep every run and a relaunch reruns nothing; `down -v` leaves nothing 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,13 +33,13 @@ TRAINING = ("import os\nfor p in filter(str.isdigit, os.listdir('/proc')):\n"
             "        print(p, c)\n")
 
 pytestmark = pytest.mark.docker
+COMPOSE = engine_or_skip()  # or the whole module is skipped, with one line
 
 
 @pytest.fixture(scope="module")
-def compose_command() -> Iterator[list[str]]:
-    command = engine_or_skip()
+def compose_command() -> list[str]:
     print(f"images built in {build_images():.0f} s")
-    yield command
+    return COMPOSE
 
 
 @pytest.fixture
@@ -74,6 +75,10 @@ def test_stack_survives_a_worker_kill_and_an_mlflow_restart_and_keeps_runs_over_
                                                                                         tmp_path: Path):
     spec, trials = load_trials(SMOKE)
     mlflow = MlflowApi(f"http://127.0.0.1:{compose.mlflow_port}")
+    t0 = time.monotonic()
+
+    def phase(what: str) -> None:  # shown with -s, or with a failure
+        print(f"[{time.monotonic() - t0:5.0f} s] {what}", flush=True)
 
     def up() -> None:
         compose.run("up", "-d", "--no-build", "--scale", "ray-worker=2", timeout=600)
@@ -92,6 +97,7 @@ def test_stack_survives_a_worker_kill_and_an_mlflow_restart_and_keeps_runs_over_
         return int(next((m["step"] for m in run["data"].get("metrics", []) if m["key"] == names.EVAL_RETURN), -1))
 
     up()
+    phase("stack up and healthy, 3 Ray nodes")
     first = launch(tmp_path / "launch.log")
     try:
         # Both workers train a trial that has checkpointed past its first evaluation.
@@ -107,13 +113,16 @@ def test_stack_survives_a_worker_kill_and_an_mlflow_restart_and_keeps_runs_over_
                     if docker("exec", c, "python", "-c", TRAINING, check=False).strip()]
         assert training, "no worker container runs a trial process"
         docker("kill", training[0])
+        phase("killed a worker container")
         # The tracking server goes away and comes back while the trials train on.
         compose.run("restart", "-t", "10", "mlflow")
         wait_until(mlflow.healthy, 120, "MLflow to answer again after its restart", first)
+        phase("MLflow restarted")
         assert first.alive, f"the grid ended during the MLflow restart: lengthen it\n{tail(first.log)}"
         first.proc.wait(timeout=600)
     finally:
         first.stop()
+    phase("grid finished")
     log = tail(first.log, 8000)
     assert first.proc.returncode == 0, log
     assert "retrying from its last checkpoint" in log, log
@@ -143,18 +152,22 @@ def test_stack_survives_a_worker_kill_and_an_mlflow_restart_and_keeps_runs_over_
     # The containers go, the volumes stay: the runs are still there and nothing reruns.
     before = {r["info"]["run_id"]: tags(r)[names.TAG_ATTEMPTS] for r in runs}
     compose.down()
+    phase("down")
     assert not compose.leftovers()["containers"]
     assert any(v.endswith("_pgdata") for v in compose.leftovers()["volumes"])
     up()
+    phase("up again")
     again = launch(tmp_path / "relaunch.log")
     try:
         again.proc.wait(timeout=300)
     finally:
         again.stop()
     assert again.proc.returncode == 0, tail(again.log)
+    phase("relaunched")
     after = {r["info"]["run_id"]: tags(r)[names.TAG_ATTEMPTS] for r in trial_runs()}
     assert after == before, f"the relaunch reran something: {before} -> {after}\n{tail(again.log)}"
     assert all(r["info"]["status"] == "FINISHED" for r in trial_runs())
 
     compose.down("-v")
+    phase("down -v")
     assert compose.leftovers() == {"containers": [], "networks": [], "volumes": []}
