@@ -58,7 +58,7 @@ def build_images() -> float:
     """Both images as a host without Docker Hub builds them (docker/build-local); seconds taken."""
     start = time.monotonic()
     env = {**os.environ, "DSRL_IMAGE": IMAGE, "POSTGRES_IMAGE": POSTGRES_IMAGE, "PYTHON": sys.executable}
-    done = subprocess.run([str(DOCKER / "build-local")], env=env, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run([str(DOCKER / "build-local")], env=env, capture_output=True, text=True, timeout=1000)
     assert done.returncode == 0, f"docker/build-local failed:\n{done.stdout}\n{done.stderr[-4000:]}"
     print(done.stdout, end="")
     return time.monotonic() - start

@@ -51,7 +51,7 @@ def compose(compose_command: list[str], tmp_path: Path) -> Iterator[Compose]:
         project.down("-v")  # also after a failure; a no-op after the test's own `down -v`
 
 
-@pytest.mark.timeout(1500)  # the first test of the module also builds the images (~5 min)
+@pytest.mark.timeout(1200)  # the first test of the module also builds the images (4-8 min)
 def test_placeholder_and_short_secrets_are_refused_before_anything_starts(compose_command: list[str],
                                                                            tmp_path: Path):
     for value, why in [("change-me-openssl-rand-hex-24", "is the example's placeholder"),
@@ -70,7 +70,7 @@ def test_placeholder_and_short_secrets_are_refused_before_anything_starts(compos
             stack.down("-v")
 
 
-@pytest.mark.timeout(1500)
+@pytest.mark.timeout(900)
 def test_stack_survives_a_worker_kill_and_an_mlflow_restart_and_keeps_runs_over_down_up(compose: Compose,
                                                                                         tmp_path: Path):
     spec, trials = load_trials(SMOKE)
