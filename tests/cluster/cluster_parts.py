@@ -200,23 +200,11 @@ class Postgres:
 
 
 # --- MLflow server ---------------------------------------------------------------------------------
-class MlflowServer:
-    """`mlflow server` on PostgreSQL with served artifacts; can be stopped and started again."""
+class MlflowApi:
+    """MLflow's REST API at `url` (an MLflow server on 127.0.0.1)."""
 
-    def __init__(self, backend_uri: str, root: Path, port: int | None = None):
-        self.backend_uri, self.port = backend_uri, port or free_port()
-        self.url = f"http://{HOST}:{self.port}"
-        (root / "artifacts").mkdir(parents=True, exist_ok=True)
-        self.service = Service("mlflow", [
-            str(BIN / "mlflow"), "server", "--backend-store-uri", backend_uri,
-            "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
-            "--host", HOST, "--port", str(self.port), "--workers", "1",
-        ], root / "mlflow-server.log")
-
-    def start(self, timeout: float = 120) -> MlflowServer:
-        self.service.start()
-        wait_until(self.healthy, timeout, f"the MLflow server at {self.url}", self.service)
-        return self
+    def __init__(self, url: str):
+        self.url = url
 
     def healthy(self) -> bool:
         try:
@@ -224,9 +212,6 @@ class MlflowServer:
                 return r.status == 200
         except OSError:
             return False
-
-    def stop(self) -> None:
-        self.service.stop(signal.SIGTERM, grace=5.0)
 
     def api(self, path: str, body: dict | None = None, **query) -> dict:
         """One call of MLflow's REST API: POST `body` if given, else GET with `query`."""
@@ -267,11 +252,33 @@ class MlflowServer:
                 return sorted(points)
 
 
+class MlflowServer(MlflowApi):
+    """`mlflow server` on PostgreSQL with served artifacts; can be stopped and started again."""
+
+    def __init__(self, backend_uri: str, root: Path, port: int | None = None):
+        self.backend_uri, self.port = backend_uri, port or free_port()
+        super().__init__(f"http://{HOST}:{self.port}")
+        (root / "artifacts").mkdir(parents=True, exist_ok=True)
+        self.service = Service("mlflow", [
+            str(BIN / "mlflow"), "server", "--backend-store-uri", backend_uri,
+            "--serve-artifacts", "--artifacts-destination", str(root / "artifacts"),
+            "--host", HOST, "--port", str(self.port), "--workers", "1",
+        ], root / "mlflow-server.log")
+
+    def start(self, timeout: float = 120) -> MlflowServer:
+        self.service.start()
+        wait_until(self.healthy, timeout, f"the MLflow server at {self.url}", self.service)
+        return self
+
+    def stop(self) -> None:
+        self.service.stop(signal.SIGTERM, grace=5.0)
+
+
 def tags(run: dict) -> dict[str, str]:
     return {t["key"]: t["value"] for t in run["data"].get("tags", [])}
 
 
-def trial_run(server: MlflowServer, experiment: str, trial: str) -> dict | None:
+def trial_run(server: MlflowApi, experiment: str, trial: str) -> dict | None:
     """The MLflow run of a trial (by its name), or None before it has one."""
     for run in server.runs(experiment):
         if run["info"]["run_name"] == trial and tags(run).get(names.TAG_ROLE) == names.ROLE_TRIAL:

@@ -20,6 +20,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "cluster: real PostgreSQL + MLflow server + multi-node Ray cluster (minutes; "
                    "needs the Debian postgresql package)")
+    config.addinivalue_line(
+        "markers", "docker: builds the images and runs docker/docker-compose.yml in a Docker engine "
+                   "(~10 min; .ci/run starts a private engine as root)")
 
 
 # --- fixtures ------------------------------------------------------------------------------------

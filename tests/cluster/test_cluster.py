@@ -8,6 +8,7 @@ point once. The compose file itself is checked with `docker-compose config`.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,18 +82,21 @@ def test_smoke_grid_survives_a_worker_node_crash(ray_cluster: RayCluster, mlflow
 
 
 # --- the compose file -------------------------------------------------------------------------------
-def compose_config(tmp_path: Path) -> dict:
-    """`docker-compose config` of docker/docker-compose.yml with .env.example as the .env."""
+SECRETS = {"POSTGRES_PASSWORD": "a" * 48, "RAY_AUTH_TOKEN": "b" * 64}
+
+
+def compose_config(tmp_path: Path, **values: str) -> subprocess.CompletedProcess:
+    """`docker-compose config` of docker/docker-compose.yml with .env.example, `values` set, as the .env."""
     exe = shutil.which("docker-compose")
     if exe is None:
         pytest.skip("docker-compose not installed (apt-get install docker-compose)")
     env = tmp_path / ".env"
-    shutil.copy(DOCKER / ".env.example", env)
-    done = subprocess.run([exe, "--env-file", str(env), "--project-directory", str(DOCKER),
+    lines = [line for line in (DOCKER / ".env.example").read_text().splitlines() if line.split("=", 1)[0] not in values]
+    env.write_text("\n".join(lines + [f"{k}={v}" for k, v in values.items()]) + "\n")
+    clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return subprocess.run([exe, "--env-file", str(env), "--project-directory", str(DOCKER),
                            "-f", str(DOCKER / "docker-compose.yml"), "config"],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return yaml.safe_load(done.stdout)
+                          capture_output=True, text=True, timeout=60, env=clean)
 
 
 def published(service: dict) -> list[tuple[str, str]]:
@@ -109,8 +113,9 @@ def published(service: dict) -> list[tuple[str, str]]:
 
 @pytest.mark.cluster
 def test_compose_file_is_valid_and_publishes_only_on_localhost(tmp_path: Path):
-    config = compose_config(tmp_path)
-    services = config["services"]
+    done = compose_config(tmp_path, **SECRETS)
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
     assert {"postgres", "mlflow", "ray-head", "ray-worker"} <= set(services)
     assert not services["postgres"].get("ports"), "the database must not be published"
     for name, service in services.items():
@@ -129,12 +134,22 @@ def test_compose_file_is_valid_and_publishes_only_on_localhost(tmp_path: Path):
     mounts = {name: {str(v["target"]) if isinstance(v, dict) else v.split(":")[1]
                      for v in services[name].get("volumes", [])} for name in ("ray-head", "ray-worker")}
     assert mounts["ray-head"] & mounts["ray-worker"]
-    # Secrets come from the .env file, none is in the compose file; Ray requires its token.
-    dotenv = dict(line.split("=", 1) for line in (DOCKER / ".env.example").read_text().splitlines()
-                  if "=" in line and not line.startswith("#"))
-    text = (DOCKER / "docker-compose.yml").read_text()
-    for secret in ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN"):
-        assert dotenv[secret] and dotenv[secret] not in text, secret
+    # Secrets come from the .env file; Ray requires its token. They are checked before the
+    # database starts (placeholders, length: docker/check-secrets, run by tests/cluster/test_docker_stack.py).
     for name in ("ray-head", "ray-worker"):
         env = services[name]["environment"]
-        assert (env["RAY_AUTH_MODE"], env["RAY_AUTH_TOKEN"]) == ("token", dotenv["RAY_AUTH_TOKEN"]), name
+        assert (env["RAY_AUTH_MODE"], env["RAY_AUTH_TOKEN"]) == ("token", SECRETS["RAY_AUTH_TOKEN"]), name
+    assert services["check-secrets"]["command"] == ["check-secrets"]
+    assert services["postgres"]["depends_on"]["check-secrets"]["condition"] == "service_completed_successfully"
+
+
+@pytest.mark.cluster
+def test_a_copied_env_example_is_refused_with_one_line(tmp_path: Path):
+    """The example ships no secret, so a copied one cannot start the stack with a well-known password."""
+    dotenv = dict(line.split("=", 1) for line in (DOCKER / ".env.example").read_text().splitlines()
+                  if "=" in line and not line.startswith("#"))
+    assert dotenv["POSTGRES_PASSWORD"] == dotenv["RAY_AUTH_TOKEN"] == ""
+    done = compose_config(tmp_path)
+    assert done.returncode != 0
+    assert done.stderr.strip().endswith("set POSTGRES_PASSWORD in docker/.env (openssl rand -hex 24)"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
