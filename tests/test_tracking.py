@@ -14,15 +14,9 @@ import pytest
 from mlflow import MlflowClient
 
 from dsrl_platform import names, progress
-from dsrl_platform.spec import load_trials
-from dsrl_platform.tracking import (
-    MlflowSink,
-    Tracker,
-    TrackingUnavailable,
-    experiment_progress,
-    is_transient,
-    with_retries,
-)
+from dsrl_platform.spec import grid_record, load_trials
+from dsrl_platform.tracking import MlflowSink, Tracker, TrackingUnavailable, is_transient, with_retries
+from dsrl_platform.tracking.status import experiment_progress
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.yaml"
@@ -51,8 +45,7 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, floa
 def open_smoke_launch(tracker: Tracker):
     spec, trials = load_trials(SMOKE)
     exp = tracker.experiment_id(spec.name)
-    parent, created = tracker.open_launch(exp, "k" * 16, "launch-test", len(trials), SMOKE,
-                                          [t.row() for t in trials])
+    parent, created = tracker.open_launch(exp, "k" * 16, "launch-test", len(trials), SMOKE, grid_record(trials))
     return spec, trials, exp, parent, created
 
 
