@@ -7,7 +7,7 @@ a finished trial run, and one way to search.
 Timeout policy: an HTTP request to a tracking server waits at most REQUEST_TIMEOUT_S and MLflow
 itself never retries (its default is 7 retries of up to 120 s each: minutes per call on a dead
 server). Commands connect with `Tracker.connect`, which first checks that the address accepts
-TCP connections (CONNECT_TIMEOUT_S) and then asks one question; any failure is a ValueError
+TCP connections (CONNECT_TIMEOUT_S) and then asks one question (PROBE_TIMEOUT_S); any failure is a ValueError
 naming the URI, so the command ends with one line and exit code 2 within seconds. Trials,
 which must survive an outage, retry themselves (`with_retries`, `MlflowSink`).
 """
@@ -29,10 +29,12 @@ from dsrl_platform.tracking import uri as uris
 
 REQUEST_TIMEOUT_S = 10  # one HTTP request to a tracking server
 CONNECT_TIMEOUT_S = 3  # does the address accept a TCP connection at all
+PROBE_TIMEOUT_S = 5  # the first, tiny request of a command (unless MLFLOW_HTTP_REQUEST_TIMEOUT is set)
+_TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 RETRY_ENV = "DSRL_TRACKING_RETRY_S"  # how long trials keep retrying (final flush, run bookkeeping)
 DEFAULT_RETRY_S = 600.0
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
-_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S)}
+_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", _TIMEOUT_ENV: str(REQUEST_TIMEOUT_S)}
 # Errors that retrying cannot fix: the request itself is wrong.
 _PERMANENT_CODES = frozenset({
     "INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS", "BAD_REQUEST",
@@ -137,7 +139,7 @@ def _check_reachable(uri: str) -> None:
                              f"start the server or pass --tracking-uri") from None
 
 
-def _connect_problem(uri: str, err: Exception) -> str:
+def _connect_problem(uri: str, err: Exception, timeout: str) -> str:
     from mlflow.exceptions import RestException
 
     if isinstance(err, ImportError):
@@ -148,8 +150,8 @@ def _connect_problem(uri: str, err: Exception) -> str:
         return ("the server refused the credentials (set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, "
                 "or MLFLOW_TRACKING_TOKEN)")
     text = short(err)
-    if "timed out" in text.lower():
-        return f"accepts connections but did not answer within {os.environ['MLFLOW_HTTP_REQUEST_TIMEOUT']} s"
+    if "timed out" in str(err).lower():
+        return f"accepts connections but did not answer within {timeout} s"
     if uris.is_server(uri) and "failed with exception" not in text:
         # A reply, but not MLflow's: an HTTP error page, or JSON without MLflow's error_code.
         mlflow_reply = isinstance(err, RestException) and "error_code" in (getattr(err, "json", None) or {})
@@ -184,11 +186,16 @@ class Tracker:
         else:
             uris.check_creatable(uri)
         _check_reachable(uri)
-        tracker = cls(uri)
+        users = os.environ.get(_TIMEOUT_ENV)  # a timeout the user set wins
+        probe = users or str(PROBE_TIMEOUT_S)
         try:
+            tracker = cls(uri)
+            os.environ[_TIMEOUT_ENV] = probe
             tracker.client.search_experiments(max_results=1)
         except Exception as err:
-            raise _unusable(uri, _connect_problem(uri, err)) from None
+            raise _unusable(uri, _connect_problem(uri, err, probe)) from None
+        finally:
+            os.environ[_TIMEOUT_ENV] = users or str(REQUEST_TIMEOUT_S)
         return tracker
 
     # --- experiments ---------------------------------------------------------------------
