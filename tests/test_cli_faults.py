@@ -26,7 +26,12 @@ from dsrl_platform.spec import MAX_TRIALS
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.yaml"
 MAIN = "import sys; from dsrl_platform.cli import main; sys.exit(main(sys.argv[1:]))"
-FAST_S = 15  # every refusal ends within this (issue 8: "within ~15 s")
+FAST_S = 15  # every refusal ends within this (issue 8: "within ~15 s") on a machine not overloaded
+
+
+def budget(seconds: float) -> float:
+    """`seconds`, stretched on a machine busier than its cores (other jobs share CI machines)."""
+    return seconds * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
 
 
 @dataclass
@@ -60,7 +65,7 @@ class Work:
         assert "\n" not in line and line.startswith("dsrl-platform "), result.stderr
         for fragment in fragments:
             assert fragment in line, line
-        assert result.seconds < FAST_S, f"{result.seconds:.1f} s: {line}"
+        assert result.seconds < budget(FAST_S), f"{result.seconds:.1f} s: {line}"
         assert {p.name for p in self.dir.iterdir()} <= set(keep), sorted(p.name for p in self.dir.iterdir())
         return line
 
@@ -69,7 +74,8 @@ class Work:
 def work(tmp_path) -> Work:
     run_dir = tmp_path / "cwd"
     run_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    env = {k: v for k, v in os.environ.items()  # (in-process tests set MLflow's HTTP defaults)
+           if k not in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS") and not k.startswith("MLFLOW_HTTP_")}
     env["RAY_TMPDIR"] = str(run_dir / "ray-tmp")  # appears if anything started Ray
     return Work(run_dir, env)
 
@@ -118,7 +124,7 @@ def test_a_refused_port_fails_at_once(work, command):
     uri = f"http://127.0.0.1:{free_port()}"
     result = work.cli(*COMMANDS[command](), "--tracking-uri", uri)
     work.refused(result, f"tracking store {uri}: unreachable: nothing accepts connections")
-    assert result.seconds < 8
+    assert result.seconds < budget(8)
 
 
 @pytest.mark.parametrize("command", ["launch", "status"])
@@ -194,9 +200,9 @@ def test_duplicate_keys_are_refused_naming_both_lines(work, text, where):
         work.refused(work.cli(*args), f"{path}: {where}", keep={"spec.yaml"})
 
 
-def test_duplicate_keys_in_a_dashboard(work):
+def test_duplicate_keys_in_a_dashboard(work, store):
     dash = work.file("d.yaml", "name: x\ntitle: t\ntables: [returns]\ntitle: again\n")
-    work.refused(work.cli("report", "smoke", "--dashboard", str(dash), "--out", "r"),
+    work.refused(work.cli("report", "smoke", "--dashboard", str(dash), "--out", "r", "--tracking-uri", store),
                  f"dashboard {dash}: line 4: duplicate key 'title' (first at line 2)", keep={"d.yaml"})
 
 
@@ -217,7 +223,7 @@ def test_a_million_trial_grid_is_refused_at_once_with_its_count(work):
     result = work.cli("validate", str(path))
     work.refused(result, f"{path}: grid: 1,000,064 trials exceed the limit of {MAX_TRIALS:,} per spec",
                  keep={"big.yaml"})
-    assert result.seconds < 5
+    assert result.seconds < budget(5)
     path = work.file("big.yaml", BIG.format(seeds=10**9))  # refused before a list of 10⁹ seeds exists
     work.refused(work.cli("launch", str(path)), "grid.seed: 1,000,000,000 seeds exceed the limit",
                  keep={"big.yaml"})
@@ -228,7 +234,7 @@ def test_fifty_thousand_trials_validate_in_seconds(work):
     result = work.cli("validate", str(path))
     assert result.code == 0, result.stderr
     assert result.stdout.startswith("big: 49920 trials = ") and len(result.stdout.splitlines()) == 3 + 49920
-    assert result.seconds < 40, result.seconds  # ~6 s on a busy 2-core machine (before: ~30 s)
+    assert result.seconds < budget(20), result.seconds  # 6 s on a busy 2-core machine (before: 10 s)
 
 
 def test_ctrl_c_is_answered_at_once(work):
@@ -240,7 +246,7 @@ def test_ctrl_c_is_answered_at_once(work):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert time.monotonic() - sent < 3
+    assert time.monotonic() - sent < budget(3)
     assert err.strip().splitlines()[-1] == "dsrl-platform validate: interrupted"
 
 
@@ -301,3 +307,9 @@ def test_report_replaces_an_earlier_report_by_renames_in_its_directory(work, sto
     assert again.code == 0, again.stderr
     assert not (out / "stale.txt").exists() and (out / "index.html").is_file()
     assert [p.name for p in work.dir.iterdir()] == ["r"]  # no .r.tmp-* or .r.old-* left
+
+
+def test_ui_on_a_port_in_use(work, store):
+    with silent_server() as port:
+        work.refused(work.cli("ui", "--tracking-uri", store, "--port", str(port)),
+                     f"--port {port}: cannot listen on 127.0.0.1:{port}")

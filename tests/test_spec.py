@@ -94,6 +94,20 @@ def test_dense_is_not_multiplied_by_sparsity(tmp_path):
     assert {t.sparsity_text for t in trials if t.config.method == "ds"} == {"0.5 erk", "0.8 erk"}
 
 
+def test_grid_size_is_counted_before_expanding(tmp_path):
+    text = BASE.replace("steps: 3000}", "steps: [3000, 4000], sparsity: [0.5, 0.8]}").replace("seed: 1", "seed: 3")
+    spec, trials = load_trials(write(tmp_path, text))
+    assert spec.grid.size() == len(trials) == (1 + 2 * 2) * 2 * 3  # dense once, static and ds per level
+
+
+def test_seed_copies_are_the_trials_runconfig_builds(tmp_path):
+    trials = trials_of(tmp_path, BASE.replace("seed: 1", "seed: 4"))
+    for t in trials:  # expansion builds one config per seed-free point and copies it per seed
+        c = t.config
+        rebuilt = RunConfig(**c.model_dump(exclude_unset=True))
+        assert (rebuilt, rebuilt.resolve(), rebuilt.run_key()) == (c, t.resolved, t.run_key)
+
+
 def test_option_precedence_and_overrides(tmp_path):
     text = """
 name: t

@@ -44,11 +44,14 @@ def handle(args: argparse.Namespace) -> int:
         print(describe_grid(spec, trials))
         return 0
 
+    from dsrl_platform.tracking import check_store
+
+    tracking_uri = check_store(args.tracking_uri)  # before Ray is even imported
+
     from dsrl_platform.orchestrate import LaunchOptions, launch
-    from dsrl_platform.tracking import uri
 
     opts = LaunchOptions(
-        tracking_uri=uri.resolve(args.tracking_uri), storage=args.storage, address=args.address,
+        tracking_uri=tracking_uri, storage=args.storage, address=args.address,
         num_cpus=args.num_cpus, max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures, progress_every_s=args.progress_every)
     result = launch(spec, trials, Path(args.spec), opts, out=lambda line: print(line, flush=True))

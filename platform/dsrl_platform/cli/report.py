@@ -35,12 +35,15 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from dsrl_platform.tracking import check_store
+
+    tracking_uri = check_store(args.tracking_uri, must_exist=True)  # before the plotting libraries load
+
     from dsrl_platform.report.build import INDEX, build_report
-    from dsrl_platform.tracking import uri
 
     result = build_report(args.experiment, dashboard=dashboard_path(args.dashboard),
                           out=args.out or DEFAULT_OUT_ROOT / args.experiment,
-                          tracking_uri=uri.resolve(args.tracking_uri))
+                          tracking_uri=tracking_uri)
     print(f"report: {result.finished_runs} finished runs, {result.unfinished_runs} unfinished "
           "(listed, excluded from statistics)")
     print(f"wrote {len(result.files)} files to {result.out_dir}")

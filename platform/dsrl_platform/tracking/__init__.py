@@ -23,6 +23,7 @@ from dsrl_platform.tracking.client import (
     RUNNING,
     Tracker,
     TrackingUnavailable,
+    check_store,
     is_finished,
     is_transient,
     unfinished_reason,
@@ -31,4 +32,4 @@ from dsrl_platform.tracking.client import (
 from dsrl_platform.tracking.sink import MlflowSink
 
 __all__ = ["FAILED", "FINISHED", "KILLED", "RUNNING", "MlflowSink", "Tracker", "TrackingUnavailable",
-           "is_finished", "is_transient", "unfinished_reason", "with_retries"]
+           "check_store", "is_finished", "is_transient", "unfinished_reason", "with_retries"]

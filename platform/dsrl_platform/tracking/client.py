@@ -31,6 +31,7 @@ REQUEST_TIMEOUT_S = 10  # one HTTP request to a tracking server
 CONNECT_TIMEOUT_S = 3  # does the address accept a TCP connection at all
 PROBE_TIMEOUT_S = 5  # the first, tiny request of a command (unless MLFLOW_HTTP_REQUEST_TIMEOUT is set)
 _TIMEOUT_ENV = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+_USERS_TIMEOUT = os.environ.get(_TIMEOUT_ENV)  # read before this module sets its default
 RETRY_ENV = "DSRL_TRACKING_RETRY_S"  # how long trials keep retrying (final flush, run bookkeeping)
 DEFAULT_RETRY_S = 600.0
 MAX_BATCH = 1000  # MLflow's limit of metrics per log_batch call
@@ -167,6 +168,37 @@ def _unusable(uri: str, problem: str) -> ValueError:
     return ValueError(f"tracking store {uris.shown(uri)}: {problem}")
 
 
+def check_store(uri: str, *, must_exist: bool = False) -> str:
+    """`uri`, checked without writing to the store: its form, a SQLite file's place, and for a
+    server or database that it accepts connections and answers MLflow's first question.
+    Commands call this before their slow imports and preflight; ValueError naming the URI."""
+    uri = uris.resolve(uri)  # the accepted forms, also for URIs that did not come from the CLI
+    if must_exist:
+        uris.check_readable(uri)
+    else:
+        uris.check_creatable(uri)
+    if uris.network_address(uri) is not None:
+        _check_reachable(uri)
+        try:
+            client = _mlflow_client(uri)
+        except Exception as err:  # e.g. a database driver that is not installed
+            raise _unusable(uri, _connect_problem(uri, err, "")) from None
+        _probe(client, uri)
+    return uri
+
+
+def _probe(client: Any, uri: str) -> None:
+    """One small request, waiting PROBE_TIMEOUT_S (or the user's MLFLOW_HTTP_REQUEST_TIMEOUT)."""
+    timeout = _USERS_TIMEOUT or str(PROBE_TIMEOUT_S)
+    os.environ[_TIMEOUT_ENV] = timeout
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as err:
+        raise _unusable(uri, _connect_problem(uri, err, timeout)) from None
+    finally:
+        os.environ[_TIMEOUT_ENV] = _USERS_TIMEOUT or str(REQUEST_TIMEOUT_S)
+
+
 class Tracker:
     """Experiments and runs of one tracking store, in the launcher's layout (see the package)."""
 
@@ -180,22 +212,10 @@ class Tracker:
 
         `must_exist`: a reader; a missing SQLite file is refused instead of created.
         """
-        uri = uris.resolve(uri)  # the accepted forms, also for URIs that did not come from the CLI
-        if must_exist:
-            uris.check_readable(uri)
-        else:
-            uris.check_creatable(uri)
-        _check_reachable(uri)
-        users = os.environ.get(_TIMEOUT_ENV)  # a timeout the user set wins
-        probe = users or str(PROBE_TIMEOUT_S)
-        try:
-            tracker = cls(uri)
-            os.environ[_TIMEOUT_ENV] = probe
-            tracker.client.search_experiments(max_results=1)
-        except Exception as err:
-            raise _unusable(uri, _connect_problem(uri, err, probe)) from None
-        finally:
-            os.environ[_TIMEOUT_ENV] = users or str(REQUEST_TIMEOUT_S)
+        uri = check_store(uri, must_exist=must_exist)
+        tracker = cls(uri)
+        if uris.sqlite_path(uri) is not None:  # (check_store did not open it: that creates the file)
+            _probe(tracker.client, uri)
         return tracker
 
     # --- experiments ---------------------------------------------------------------------
