@@ -4,6 +4,8 @@
   swallows requests);
 - `not_mlflow_server()`: a real HTTP server that answers 404 to everything (a typo'd port that
   hits some other web service);
+- `postgres_greeting_server()`: answers PostgreSQL's first message (an SSLRequest: "N", no SSL)
+  and nothing more: a database port, for what happens before a driver logs in;
 - `free_port()`: a port nothing listens on (refused connections).
 """
 
@@ -51,3 +53,34 @@ def not_mlflow_server() -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def postgres_greeting_server() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        s.settimeout(0.2)
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = s.accept()
+                except OSError:
+                    continue
+                with conn:
+                    conn.settimeout(2)
+                    try:
+                        conn.recv(8)  # length 8, code 80877103
+                        conn.sendall(b"N")
+                    except OSError:
+                        pass
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield s.getsockname()[1]
+        finally:
+            stop.set()
+            thread.join(timeout=2)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from local_servers import free_port, not_mlflow_server, silent_server
+from local_servers import free_port, not_mlflow_server, postgres_greeting_server, silent_server
 
 from dsrl_platform.spec import MAX_TRIALS
 
@@ -129,11 +129,19 @@ def test_a_refused_port_fails_at_once(work, command):
 
 @pytest.mark.parametrize("command", ["launch", "status"])
 def test_a_database_uri_whose_driver_is_missing(work, command):
-    with silent_server() as port:  # the address answers TCP; the driver is what is missing
+    with postgres_greeting_server() as port:  # the address answers; the driver is what is missing
         uri = f"postgresql+pg8000://mlflow:secret@127.0.0.1:{port}/mlflow"
         line = work.refused(work.cli(*COMMANDS[command](), "--tracking-uri", uri),
                             "its database driver 'pg8000' is not installed")
         assert "secret" not in line and "mlflow:***@" in line  # the password is not printed
+
+
+@pytest.mark.parametrize("command", ["launch", "report"])
+def test_a_database_port_that_never_answers(work, command):
+    with silent_server() as port:  # psycopg2 would wait for it forever
+        uri = f"postgresql+psycopg2://mlflow@127.0.0.1:{port}/mlflow"
+        work.refused(work.cli(*COMMANDS[command](), "--tracking-uri", uri),
+                     f"tracking store {uri}: accepts connections but did not answer as a database within 3 s")
 
 
 def test_sqlite_in_a_missing_directory_is_not_created(work):

@@ -273,7 +273,7 @@ def test_interrupted_launch_resumes_on_relaunch(work, sig):
     assert "1/2 done · 0 running · 1 pending · 0 failed" in status.stdout, status.stdout
     if sig == signal.SIGKILL:
         assert f"interrupted: its driver (pid {proc.pid}) is gone" in status.stdout.splitlines()[0], status.stdout
-    assert f"pending  {second.name} " in status.stdout  # under the name the launch gives it
+    assert f"done     {first.name} " in status.stdout  # under the name the launch gives it
     assert second.run_key not in _finished(client, "interrupted")
 
     again = work.run(work.launch_args(spec_path))

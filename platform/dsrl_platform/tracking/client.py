@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import struct
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -122,25 +123,44 @@ def _mlflow_client(uri: str):
 
 
 # --- connecting: why a store cannot be used, in one line -----------------------------------------
+# What a database answers first, so that a port that accepts connections but never answers is
+# refused in seconds (its driver would wait forever): PostgreSQL answers an SSLRequest with one
+# byte, MySQL greets every new connection unasked.
+_HELLO = {"postgresql": struct.pack("!ii", 8, 80877103), "mysql": b""}
+
+
 def _check_reachable(uri: str) -> None:
-    """A server or database address must accept a TCP connection (seconds, not MLflow's minutes)."""
+    """A server or database address must accept a TCP connection, and a database must answer
+    (seconds, not a driver's or MLflow's minutes)."""
     address = uris.network_address(uri)
     if address is None:
         return
     host, port = address
     try:
-        with socket.create_connection(address, timeout=CONNECT_TIMEOUT_S):
-            pass
+        sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT_S)
     except socket.gaierror:
         raise _unusable(uri, f"unreachable: unknown host {host!r}") from None
     except TimeoutError:
-        raise _unusable(uri, f"unreachable: {host}:{port} did not accept a connection within {CONNECT_TIMEOUT_S} s") from None
+        raise _unusable(uri, f"unreachable: {host}:{port} did not accept a connection within "
+                             f"{CONNECT_TIMEOUT_S} s") from None
     except OSError as err:
         raise _unusable(uri, f"unreachable: nothing accepts connections at {host}:{port} ({err.strerror or err}); "
                              f"start the server or pass --tracking-uri") from None
+    with sock:
+        hello = _HELLO.get(uris.scheme_of(uri).split("+")[0])
+        if hello is None:
+            return
+        try:
+            sock.sendall(hello)
+            answered = bool(sock.recv(1))
+        except OSError:  # a timeout included
+            answered = False
+        if not answered:
+            raise _unusable(uri, f"accepts connections but did not answer as a database within "
+                                 f"{CONNECT_TIMEOUT_S} s")
 
 
-def _connect_problem(uri: str, err: Exception, timeout: str) -> str:
+def _connect_problem(uri: str, err: Exception, timeout: str = str(PROBE_TIMEOUT_S)) -> str:
     from mlflow.exceptions import RestException
 
     if isinstance(err, ImportError):
@@ -169,9 +189,10 @@ def _unusable(uri: str, problem: str) -> ValueError:
 
 
 def check_store(uri: str, *, must_exist: bool = False) -> str:
-    """`uri`, checked without writing to the store: its form, a SQLite file's place, and for a
-    server or database that it accepts connections and answers MLflow's first question.
-    Commands call this before their slow imports and preflight; ValueError naming the URI."""
+    """`uri`, checked before anything of ours is written: its form, a SQLite file's place (not
+    opened: that creates it), and for a server or database that it accepts connections and
+    answers MLflow's first question (a new database gets MLflow's tables then). Commands call
+    this before their slow imports and preflight; ValueError naming the URI."""
     uri = uris.resolve(uri)  # the accepted forms, also for URIs that did not come from the CLI
     if must_exist:
         uris.check_readable(uri)
@@ -182,7 +203,7 @@ def check_store(uri: str, *, must_exist: bool = False) -> str:
         try:
             client = _mlflow_client(uri)
         except Exception as err:  # e.g. a database driver that is not installed
-            raise _unusable(uri, _connect_problem(uri, err, "")) from None
+            raise _unusable(uri, _connect_problem(uri, err)) from None
         _probe(client, uri)
     return uri
 
