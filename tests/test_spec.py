@@ -223,8 +223,6 @@ def test_missing_file():
 MAIN = "import sys; from dsrl_platform.cli import main; sys.exit(main(sys.argv[1:]))"
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # Not `python -m dsrl_platform.cli`: as __main__ the CLI would not see commands registered
-    # on `dsrl_platform.cli` by the command modules.
     return subprocess.run([sys.executable, "-c", MAIN, *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
