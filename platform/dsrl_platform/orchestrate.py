@@ -35,6 +35,7 @@ from ray import tune
 
 from dsrl_platform import names, progress
 from dsrl_platform.config import RunConfig
+from dsrl_platform.paths import check_can_be_directory
 from dsrl_platform.spec import ExperimentSpec, Trial, grid_record, launch_key
 from dsrl_platform.tracking import FAILED, FINISHED, KILLED, MlflowSink, Tracker, with_retries
 from dsrl_platform.tracking.liveness import Heartbeat
@@ -209,7 +210,7 @@ def _preflight(plan: _Plan, opts: LaunchOptions) -> None:
     else:
         _check_cluster(opts.address)
     if "://" not in plan.storage:
-        _check_directory(Path(plan.storage), "--storage")
+        check_can_be_directory(Path(plan.storage), f"--storage {opts.storage}")
 
 
 def _local_gpus() -> int | None:
@@ -249,18 +250,6 @@ def _check_cluster(address: str) -> None:
         raise ValueError(f"--address {address}: no Ray cluster listens at {host}:{port} "
                          f"({err.strerror or err or 'timed out'}); start its head node, or omit --address for a "
                          f"local Ray") from None
-
-
-def _check_directory(path: Path, flag: str) -> None:
-    """`path` is a directory, or one can be created there."""
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        what = "is a file" if existing == path else f"is inside {existing}, which is a file"
-        raise ValueError(f"{flag} {path}: {what}, not a directory")
-    if not os.access(existing, os.W_OK):
-        raise ValueError(f"{flag} {path}: {existing} is not writable")
 
 
 @dataclass

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsrl_platform.paths import check_can_be_directory
 from dsrl_platform.report.dashboard import DashboardSpec, load_dashboard, render_page
 from dsrl_platform.report.data import load_experiment, log_report_artifacts
 from dsrl_platform.report.figures import FIGURES, Figure
@@ -91,14 +92,9 @@ def _check_replaceable(out: Path) -> None:
 
 def _check_writable(out: Path) -> None:
     """Before reading the store: `out` can be created, or replaced, by renames in its parent."""
-    ancestor = out.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"--out {out}: {ancestor} is a file, not a directory")
-    for place in (ancestor, out) if out.exists() else (ancestor,):
-        if not os.access(place, os.W_OK | os.X_OK):
-            raise ValueError(f"--out {out}: {place} is not writable")
+    check_can_be_directory(out.parent, f"--out {out}")
+    if out.exists() and not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: is not writable")
 
 
 def _make_parent(out: Path) -> None:
