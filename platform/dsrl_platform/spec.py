@@ -6,6 +6,7 @@ trials matching a condition (Sokar's λ per environment, DS-SAC's drop fraction 
 update), and the resources of one trial. Option names are `RunConfig`'s, the ones
 `dsrl-platform run --set` takes.
 
+A grid holds at most MAX_TRIALS (100,000) trials, counted before it is expanded.
 Everything is checked before anything runs: unknown keys, wrong types, unknown environment ids,
 impossible combinations (every expanded trial is built as a `RunConfig` and resolved). A mistake
 raises `SpecError` (a `ValueError`, exit code 2 in the CLI) reading `<file>: <key.path>: <problem>`.

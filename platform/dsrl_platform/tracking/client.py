@@ -281,7 +281,7 @@ class Tracker:
                 return runs[:max_runs] if max_runs else runs
 
     @staticmethod
-    def role(role: str) -> str:
+    def role_filter(role: str) -> str:
         return f"tags.`{names.TAG_ROLE}` = '{role}'"
 
     # --- launches (parent runs) ------------------------------------------------------------
@@ -289,7 +289,7 @@ class Tracker:
                     spec_path: Path, grid: list[dict[str, Any]]) -> tuple[str, bool]:
         """The parent run of this grid: found by launch key (reopened) or created. (id, created)"""
         found = self.search(experiment_id, f"tags.`{names.TAG_LAUNCH_KEY}` = '{launch_key}' and "
-                                           + self.role(names.ROLE_LAUNCH))
+                                           + self.role_filter(names.ROLE_LAUNCH))
         if found:
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status=RUNNING)
@@ -309,7 +309,7 @@ class Tracker:
         self.client.set_terminated(run_id, status=status)
 
     def latest_launch(self, experiment_id: str) -> Any | None:
-        runs = self.search(experiment_id, self.role(names.ROLE_LAUNCH), order_by=["attributes.start_time DESC"],
+        runs = self.search(experiment_id, self.role_filter(names.ROLE_LAUNCH), order_by=["attributes.start_time DESC"],
                            max_runs=1)
         return runs[0] if runs else None
 
@@ -333,7 +333,7 @@ class Tracker:
 
     # --- trials (child runs) ---------------------------------------------------------------
     def all_trial_runs(self, experiment_id: str) -> list[Any]:
-        return self.search(experiment_id, self.role(names.ROLE_TRIAL))
+        return self.search(experiment_id, self.role_filter(names.ROLE_TRIAL))
 
     def trial_runs(self, experiment_id: str) -> dict[str, Any]:
         """Active trial runs by run key (a finished one wins if a key has several)."""
@@ -355,7 +355,7 @@ class Tracker:
         attempt that left no checkpoint is replaced (deleted), so that its curve stays one curve.
         """
         found = self.search(experiment_id, f"tags.`{names.TAG_RUN_KEY}` = '{run_key}' and "
-                                           + self.role(names.ROLE_TRIAL))
+                                           + self.role_filter(names.ROLE_TRIAL))
         done = [r for r in found if is_finished(r)]
         if done:
             return done[0].info.run_id, True
