@@ -53,8 +53,9 @@ def test_defaults_follow_the_algorithm_and_the_environment_family():
 def test_every_algorithm_resolves_every_method(algo):
     for method in METHODS:
         resolved = config.build(algo=algo, method=method).resolve()
-        assert resolved.algo == algo and (resolved.sparsity is None) == (not METHODS[method].sparse
-                                                                          or resolved.distribution == "er")
+        m = METHODS[method]
+        has_level = (m.sparse and resolved.distribution != "er") or m.matches_sparsity
+        assert resolved.algo == algo and (resolved.sparsity is not None) == has_level
 
 
 def test_what_a_method_is_is_asked_of_its_registry_entry_only():

@@ -287,14 +287,21 @@ def test_interrupted_launch_resumes_on_relaunch(work, sig):
         (parent,) = launch_runs(client, "interrupted")
         assert parent.info.status == "KILLED"
         assert trial_runs(client, "interrupted")[second.run_key].info.status == "KILLED"
-        status = work.run(work.command("status", "interrupted"), timeout=120)
-        assert "1/2 done · 0 running · 1 pending · 0 failed" in status.stdout, status.stdout
+    else:  # the killed driver could not end its runs: its heartbeat tells status it is gone
+        assert launch_runs(client, "interrupted")[0].info.status == "RUNNING"
+    status = work.run(work.command("status", "interrupted", "--trials"), timeout=120)
+    assert "1/2 done · 0 running · 1 pending · 0 failed" in status.stdout, status.stdout
+    if sig == signal.SIGKILL:
+        assert f"interrupted: its driver (pid {proc.pid}) is gone" in status.stdout.splitlines()[0], status.stdout
+    assert f"done     {first.name} " in status.stdout  # under the name the launch gives it
     assert second.run_key not in _finished(client, "interrupted")
 
     again = work.run(work.launch_args(spec_path))
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 trials, 1 finished before, 1 to run" in again.stdout
     assert "resuming the Tune experiment" in again.stdout
+    last_progress = [line for line in again.stdout.splitlines() if " done · " in line][-1]
+    assert "2/2 done · 0 running · 0 pending · 0 failed · 100.0% of steps" in last_progress, again.stdout
     runs = trial_runs(client, "interrupted")  # no duplicates
     assert set(runs) == {first.run_key, second.run_key}
     assert all(r.info.status == "FINISHED" for r in runs.values())

@@ -94,6 +94,20 @@ def test_dense_is_not_multiplied_by_sparsity(tmp_path):
     assert {t.sparsity_text for t in trials if t.config.method == "ds"} == {"0.5 erk", "0.8 erk"}
 
 
+def test_grid_size_is_counted_before_expanding(tmp_path):
+    text = BASE.replace("steps: 3000}", "steps: [3000, 4000], sparsity: [0.5, 0.8]}").replace("seed: 1", "seed: 3")
+    spec, trials = load_trials(write(tmp_path, text))
+    assert spec.grid.size() == len(trials) == (1 + 2 * 2) * 2 * 3  # dense once, static and ds per level
+
+
+def test_seed_copies_are_the_trials_runconfig_builds(tmp_path):
+    trials = trials_of(tmp_path, BASE.replace("seed: 1", "seed: 4"))
+    for t in trials:  # expansion builds one config per seed-free point and copies it per seed
+        c = t.config
+        rebuilt = config.build(**c.model_dump(exclude_unset=True))
+        assert (rebuilt, rebuilt.resolve(), rebuilt.run_key()) == (c, t.resolved, t.run_key)
+
+
 def test_option_precedence_and_overrides(tmp_path):
     text = """
 name: t
@@ -209,8 +223,6 @@ def test_missing_file():
 MAIN = "import sys; from dsrl_platform.cli import main; sys.exit(main(sys.argv[1:]))"
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    # Not `python -m dsrl_platform.cli`: as __main__ the CLI would not see commands registered
-    # on `dsrl_platform.cli` by the command modules.
     return subprocess.run([sys.executable, "-c", MAIN, *args], cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
@@ -241,13 +253,31 @@ def test_every_shipped_experiment_validates(path):
     assert trials and len({t.run_key for t in trials}) == len(trials)
 
 
-def test_graesser_grid_is_sac_over_sparsity_levels_with_erk_everywhere():
-    spec, trials = load_trials(EXPERIMENTS / "graesser_sac.yaml")
-    sparse = [t.resolved for t in trials if t.config.method != "dense"]
-    assert {t.algo for t in sparse} == {"sac"} and len(trials) == 25 + 4 * 5 * 5 * 5
-    assert {(t.distribution, t.sparse_layers) for t in sparse} == {("erk", "all")}
-    assert {t.sparsity for t in sparse} == {0.5, 0.8, 0.9, 0.95, 0.99}
+LEVELS = {0.5, 0.7, 0.8, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99}
+
+
+def test_graesser_sac_grid_is_their_tf_agents_setup_over_sparsity_levels():
+    spec, trials = load_trials(EXPERIMENTS / "graesser2022_sac.yaml")
+    assert len(trials) == 5 * (1 + 5 * 9) * 10
+    sparse = [t.resolved for t in trials if t.resolved.method not in ("dense", "dense_matched")]
+    assert {(t.distribution, t.sparse_layers, t.fixed_sparse_init or t.method == "prune") for t in sparse} == \
+        {("erk", "all", True)}
+    assert {t.sparsity for t in sparse} == LEVELS
     rigl = next(t for t in sparse if t.method == "rigl")
-    assert (rigl.drop_fraction, rigl.drop_schedule, rigl.topology_end, rigl.update_replaces_step) == (0.5, "cosine", 800_000, True)
+    assert (rigl.drop_fraction, rigl.drop_schedule, rigl.topology_end, rigl.update_replaces_step,
+            rigl.sparse_targets) == (0.5, "cosine", 800_000, False, "mask")
     prune = next(t for t in sparse if t.method == "prune")
-    assert (prune.prune_start, prune.prune_end) == (200_000, 800_000)
+    assert (prune.prune_start, prune.prune_end, prune.weight_decay) == (200_000, 800_000, 1e-4)
+    assert (rigl.learn_alpha, rigl.reward_scale, rigl.warmup_steps, rigl.weight_decay) == (True, 0.1, 1000, 1e-6)
+    matched = [t for t in trials if t.resolved.method == "dense_matched"]
+    assert {t.resolved.sparsity for t in matched} == LEVELS and all(t.resolved.critic_width < 1 for t in matched)
+    assert {t.sparsity_text for t in matched} == {f"≙ {s:g}" for s in LEVELS}
+
+
+@pytest.mark.parametrize("name,algo,steps", [("graesser2022_ppo.yaml", "ppo", 1_001_472),
+                                             ("graesser2022_dqn_classic.yaml", "dqn", 100_000)])
+def test_graesser_ppo_and_dqn_grids_cross_every_method_with_their_levels(name, algo, steps):
+    _, trials = load_trials(EXPERIMENTS / name)
+    assert {t.resolved.algo for t in trials} == {algo} and {t.resolved.steps for t in trials} == {steps}
+    sparse = [t.resolved for t in trials if t.resolved.method not in ("dense", "dense_matched")]
+    assert {t.sparsity for t in sparse} == LEVELS and {t.sparse_layers for t in sparse} == {"all"}

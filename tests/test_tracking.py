@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from local_servers import free_port
 from mlflow import MlflowClient
 
 from dsrl_platform import names, progress
-from dsrl_platform.spec import load_trials
-from dsrl_platform.tracking import (
-    MlflowSink,
-    Tracker,
-    TrackingUnavailable,
-    experiment_progress,
-    is_transient,
-    with_retries,
-)
+from dsrl_platform.cli import main
+from dsrl_platform.spec import grid_record, load_trials
+from dsrl_platform.tracking import MlflowSink, Tracker, TrackingUnavailable, is_transient, with_retries
+from dsrl_platform.tracking.liveness import TAG_DRIVER, TAG_HEARTBEAT, Heartbeat
+from dsrl_platform.tracking.status import experiment_progress
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "experiments" / "smoke.yaml"
@@ -38,12 +34,6 @@ def tracker(store) -> Tracker:
     return Tracker.connect(store)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
@@ -51,8 +41,7 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, floa
 def open_smoke_launch(tracker: Tracker):
     spec, trials = load_trials(SMOKE)
     exp = tracker.experiment_id(spec.name)
-    parent, created = tracker.open_launch(exp, "k" * 16, "launch-test", len(trials), SMOKE,
-                                          [t.row() for t in trials])
+    parent, created = tracker.open_launch(exp, "k" * 16, "launch-test", len(trials), SMOKE, grid_record(trials))
     return spec, trials, exp, parent, created
 
 
@@ -248,6 +237,64 @@ def test_experiment_progress_reads_the_latest_launch(tracker, store):
         experiment_progress(store, "nope")
 
 
+def _write_spec(tmp_path, text: str) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_status_names_trials_as_the_launch_does_sparsity_included(tracker, store, tmp_path, capsys):
+    path = _write_spec(tmp_path, "name: levels\ngrid: {algo: td3, method: ds, env: Pendulum-v1, seed: 1, steps: 3000, "
+                                 "sparsity: [0.5, 0.8]}\noptions: {warmup_steps: 1000}\n")
+    spec, trials = load_trials(path)
+    exp = tracker.experiment_id(spec.name)
+    parent, _ = tracker.open_launch(exp, "l" * 16, "launch-levels", len(trials), path, grid_record(trials))
+    for t in trials:
+        open_run(tracker, exp, parent, t)
+    assert main(["status", "levels", "--trials", "--tracking-uri", store]) == 0
+    out = capsys.readouterr().out
+    assert [t.name for t in trials] == ["td3-ds-Pendulum-v1-sp0.5-s0", "td3-ds-Pendulum-v1-sp0.8-s0"]
+    for t in trials:  # two trials, two names: the launch's own
+        assert f"running  {t.name} " in out, out
+
+
+def _running_launch(tracker):
+    spec, trials, exp, parent, _ = open_smoke_launch(tracker)
+    open_run(tracker, exp, parent, trials[0])  # a trial the driver had started
+    return spec, parent
+
+
+def test_status_shows_a_launch_whose_driver_was_killed_as_interrupted(tracker, store):
+    spec, parent = _running_launch(tracker)
+    driver = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from dsrl_platform.tracking import Tracker; "
+        "from dsrl_platform.tracking.liveness import Heartbeat; "
+        f"hb = Heartbeat(Tracker({store!r}), {parent!r}).__enter__(); print('beating', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    assert driver.stdout.readline().strip() == "beating"
+    states, note = experiment_progress(store, spec.name)
+    assert note == "launch launch-test (running)" and progress.counts(states)["running"] == 1
+    driver.kill()  # SIGKILL: the launch run stays RUNNING in MLflow
+    driver.wait()
+    states, note = experiment_progress(store, spec.name)
+    assert note == (f"launch launch-test (interrupted: its driver (pid {driver.pid}) is gone; run the launch "
+                    f"again to resume)")
+    assert progress.counts(states) == {"done": 0, "running": 0, "pending": 4, "failed": 0}
+
+
+def test_status_shows_a_launch_silent_from_another_host_as_interrupted(tracker, store):
+    spec, parent = _running_launch(tracker)
+    tracker.set_tags(parent, {TAG_DRIVER: "another-host 4242", TAG_HEARTBEAT: f"{time.time() - 600:.0f}"})
+    states, note = experiment_progress(store, spec.name)
+    assert "interrupted: no heartbeat from its driver (another-host pid 4242) for 600 s" in note
+    assert progress.counts(states)["running"] == 0
+    with Heartbeat(tracker, parent, every_s=0.2):  # a live driver beats
+        time.sleep(0.5)
+        states, note = experiment_progress(store, spec.name)
+    assert note == "launch launch-test (running)" and progress.counts(states)["running"] == 1
+    assert tracker.client.get_run(parent).data.tags[TAG_DRIVER].endswith(f" {os.getpid()}")
+
+
 def test_progress_formatting():
     assert [progress.duration(s) for s in (None, 5, 75, 3 * 3600 + 120, 2 * 86400 + 7200)] == \
         ["?", "5s", "1m15s", "3h02m", "2d02h"]
@@ -334,3 +381,33 @@ def test_server_outage_metrics_are_buffered_and_delivered(tmp_path, monkeypatch)
     finally:
         if server.proc and server.proc.poll() is None:
             server.crash()
+
+
+# --- the MLflow UI ------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ui_starts_light_and_says_when_it_is_ready(tracker, store, tmp_path):
+    """~15-45 s: a real `mlflow server` behind `dsrl-platform ui`."""
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from dsrl_platform.cli import main; "
+                             "sys.exit(main(sys.argv[1:]))", "ui", "--tracking-uri", store, "--port", str(port)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith(f"starting the MLflow UI on http://127.0.0.1:{port}"), first
+        lines = iter(proc.stdout.readline, "")  # MLflow's own output comes in between
+        ready = next((line for line in lines if line.startswith("MLflow UI ready")), "")
+        assert ready.startswith(f"MLflow UI ready: http://127.0.0.1:{port}"), ready  # once it answers
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
+            assert reply.status == 200
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                    for pid in _descendants(proc.pid)]
+        assert not [c for c in commands if "huey" in c], commands  # no job consumers
+        (uvicorn,) = [c for c in commands if "uvicorn" in c]  # one server process: one worker
+        assert "--workers 1" in uvicorn
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    assert not _descendants(proc.pid)

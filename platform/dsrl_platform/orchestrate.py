@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,8 +35,10 @@ from ray import tune
 
 from dsrl_platform import config, names, progress
 from dsrl_platform.config import Resolved
-from dsrl_platform.spec import ExperimentSpec, Trial, launch_key
+from dsrl_platform.paths import check_can_be_directory
+from dsrl_platform.spec import ExperimentSpec, Trial, grid_record, launch_key
 from dsrl_platform.tracking import FAILED, FINISHED, KILLED, MlflowSink, Tracker, with_retries
+from dsrl_platform.tracking.liveness import Heartbeat
 
 PID_DIR = "workers"  # <experiment dir>/workers/<trial>.pid: the process training each trial
 FINISHED_MARKER = "trial_finished"  # the last checkpoint of a finished trial: no state, a marker
@@ -170,12 +173,11 @@ def launch(spec: ExperimentSpec, trials: list[Trial], spec_path: Path, opts: Lau
     """Run the trials not finished yet; resumes this grid's interrupted Tune experiment if any."""
     key = launch_key(spec, trials)
     plan = _Plan.make(spec, key, opts)
-    if opts.address is None and plan.cpus > (opts.num_cpus or os.cpu_count() or 1):
-        _too_big("CPU", plan.cpus, opts.num_cpus or os.cpu_count() or 1)  # before anything is written
+    _preflight(plan, opts)  # what can be checked, before anything is written or started
     tracker = Tracker.connect(opts.tracking_uri)
     exp_id = tracker.experiment_id(spec.name)
     parent_id, created = tracker.open_launch(exp_id, key, f"launch-{key[:8]}", len(trials), spec_path,
-                                             [t.row() for t in trials])
+                                             grid_record(trials))
     done = tracker.finished_keys(exp_id)
     todo = [t for t in trials if t.run_key not in done]
     out(f"{spec.name}: {len(trials)} trials, {len(trials) - len(todo)} finished before, {len(todo)} to run "
@@ -184,7 +186,8 @@ def launch(spec: ExperimentSpec, trials: list[Trial], spec_path: Path, opts: Lau
         tracker.end_launch(parent_id, FINISHED)
         return LaunchResult("finished", len(trials), len(trials), parent_id, None)
     try:
-        errors, interrupted = _run_tune(plan, todo, trials, done, tracker, exp_id, parent_id, opts, out)
+        with Heartbeat(tracker, parent_id):
+            errors, interrupted = _run_tune(plan, todo, trials, done, tracker, exp_id, parent_id, opts, out)
     except KeyboardInterrupt:  # before Tune was running
         _best_effort(lambda: tracker.end_launch(parent_id, KILLED))
         raise
@@ -192,6 +195,61 @@ def launch(spec: ExperimentSpec, trials: list[Trial], spec_path: Path, opts: Lau
         _best_effort(lambda: tracker.end_launch(parent_id, FAILED))
         raise
     return _conclude(trials, errors, interrupted, tracker, exp_id, parent_id, plan, out)
+
+
+def _preflight(plan: _Plan, opts: LaunchOptions) -> None:
+    """Refuse what would fail later, after the store was written and Ray started: a trial that
+    does not fit the local machine, storage that cannot be a directory, a cluster not listening."""
+    if opts.address is None:  # a trial bigger than the local Ray would wait forever
+        cpus = opts.num_cpus or os.cpu_count() or 1
+        if plan.cpus > cpus:
+            _too_big("CPU", plan.cpus, cpus)
+        gpus = _local_gpus()
+        if gpus is not None and plan.gpus > gpus:
+            _too_big("GPU", plan.gpus, gpus)
+    else:
+        _check_cluster(opts.address)
+    if "://" not in plan.storage:
+        check_can_be_directory(Path(plan.storage), f"--storage {opts.storage}")
+
+
+def _local_gpus() -> int | None:
+    """GPUs a local Ray would detect (its own NVIDIA probe, CUDA_VISIBLE_DEVICES honoured);
+    None if Ray's probe is not available (the check after ray.init still holds)."""
+    try:
+        from ray._private.accelerators import get_accelerator_manager_for_resource
+
+        manager = get_accelerator_manager_for_resource("GPU")
+        count = manager.get_current_node_num_accelerators()
+        visible = manager.get_current_process_visible_accelerator_ids()
+    except Exception:  # an internal API of Ray: never a reason to refuse a launch
+        return None
+    return count if visible is None else min(count, len(visible))
+
+
+def _check_cluster(address: str) -> None:
+    """The Ray cluster at `address` must accept a TCP connection (ray.init retries for minutes)."""
+    target = address.removeprefix("ray://")
+    if address == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address
+
+            target = canonicalize_bootstrap_address("auto")
+        except ConnectionError:
+            raise ValueError("--address auto: no running Ray cluster found on this machine (start one with "
+                             "`ray start --head`, or omit --address for a local Ray)") from None
+        except Exception:  # an internal API of Ray: leave the address to ray.init
+            return
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=3):
+            pass
+    except OSError as err:
+        raise ValueError(f"--address {address}: no Ray cluster listens at {host}:{port} "
+                         f"({err.strerror or err or 'timed out'}); start its head node, or omit --address for a "
+                         f"local Ray") from None
 
 
 @dataclass
@@ -411,8 +469,12 @@ class ProgressCallback(tune.Callback):
         states = {s.name: s for s in getattr(self, "planned", [])}  # (pickled by an older version)
         for trial in trials:
             t, r = trial.config["trial"], trial.last_result or {}
+            if t["name"] in states and states[t["name"]].status == "done":
+                continue  # finished before this launch, as the store says (restored Tune state may disagree)
             status = _TUNE_STATUS.get(trial.status, "pending")
-            if status == "done" and not r.get("done"):  # stopped by an interruption, not finished
+            # Ended by an interruption, not finished; a trial restored from an earlier launch's Tune
+            # state can lack Tune's `done` although it reached its budget.
+            if status == "done" and not r.get("done") and int(r.get("step", 0)) < t["budget"]:
                 status = "pending"
             step = t["budget"] if status == "done" else int(r.get("step", 0))
             speed = self._speed.get(trial.trial_id) if status == "running" else None

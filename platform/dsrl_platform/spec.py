@@ -6,6 +6,7 @@ trials matching a condition (Sokar's λ per environment, DS-SAC's drop fraction 
 update), and the resources of one trial. Option names are the run options (config/), the ones
 `dsrl-platform run --set` takes; each trial is built as its algorithm's config.
 
+A grid holds at most MAX_TRIALS (100,000) trials, counted before it is expanded.
 Everything is checked before anything runs: unknown keys, wrong types, unknown environment ids,
 impossible combinations (every expanded trial is built as its algorithm's config and resolved,
 its environment's spaces checked and its networks' shapes built on the meta device). A mistake
@@ -33,6 +34,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 
 from dsrl_platform import config, names
@@ -59,6 +61,9 @@ def _sparse_only() -> frozenset[str]:
 
 
 SPARSE_ONLY = _sparse_only()
+# The most trials one spec may expand to. A bigger grid is almost surely a slip (`seed: 1000000`)
+# and would take minutes and gigabytes to expand and track; split a bigger study into several specs.
+MAX_TRIALS = 100_000
 
 
 class SpecError(ValueError):
@@ -75,6 +80,8 @@ def _seed_count(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             raise ValueError(f"a seed count must be at least 1 (got {value}); or list the seeds, e.g. [0]")
+        if value > MAX_TRIALS:  # refused before a list that long is made
+            raise ValueError(f"{value:,} seeds exceed the limit of {MAX_TRIALS:,} trials per spec")
         return list(range(value))
     return value
 
@@ -156,6 +163,19 @@ class Grid(BaseModel):
             except ValueError as err:
                 raise _ItemError(i, str(err)) from None
         return envs
+
+    def size(self) -> int:
+        """The number of trials, counted without expanding (dense is not multiplied by sparsity)."""
+        per_level = len(self.algo) * len(self.env) * len(self.steps) * len(self.seed)
+        return sum(per_level * (len(self.sparsity) if METHODS[m.name].crosses_sparsity_axis else 1) for m in self.method)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Grid:
+        n = self.size()
+        if n > MAX_TRIALS:
+            raise ValueError(f"{n:,} trials exceed the limit of {MAX_TRIALS:,} per spec; split the experiment "
+                             f"into several specs")
+        return self
 
     @field_validator("method")
     @classmethod
@@ -407,49 +427,78 @@ def _suggest(key: str, model: type[BaseModel] | None) -> str:
 
 # --- expansion -------------------------------------------------------------------------------
 def expand(spec: ExperimentSpec, source: str = "<spec>") -> list[Trial]:
-    """Every grid point as a validated, resolved trial. Dense is not multiplied by sparsity."""
-    g = spec.grid
-    points = []
-    for algo, env, entry in itertools.product(g.algo, g.env, g.method):
-        levels = g.sparsity if METHODS[entry.name].crosses_sparsity_axis else [None]
-        for sparsity, steps, seed in itertools.product(levels, g.steps, g.seed):
-            points.append({"algo": algo, "method": entry.name, "label": entry.label, "env": env,
-                           "sparsity": sparsity, "steps": steps, "seed": seed, "_entry": entry})
+    """Every grid point as a validated, resolved trial. Dense is not multiplied by sparsity.
 
+    A seed changes neither validation nor resolution: a configuration is built and resolved once,
+    and the seeds after the first that get the same options are copies of it (tens of thousands
+    of trials in seconds).
+    """
+    g = spec.grid
     used = [False] * len(spec.overrides)
     trials: list[Trial] = []
     by_key: dict[str, Trial] = {}
-    for point in points:
-        entry: MethodEntry = point.pop("_entry")
-        options = _set_options(spec.options) | _set_options(entry.options)
-        for i, override in enumerate(spec.overrides):
-            if override.when.matches(point):
-                used[i] = True
-                options |= _set_options(override.set)
-        method = METHODS[point["method"]]
-        if not method.sparse:  # a width-matched dense net keeps the sparsity it matches
-            options = {k: v for k, v in options.items()
-                       if k not in SPARSE_ONLY or (method.matches_sparsity and k.endswith("sparsity"))}
-        axes = {k: point[k] for k in AXES if not (k == "sparsity" and point[k] is None)}
-        trial_name = "-".join(str(point[k]) for k in ("algo", "method", "env")) + f" seed {point['seed']}"
-        try:
-            configured = config.build(**options, **axes)
-            resolved = configured.resolve()
-        except ValidationError as err:
-            problem = first_error(err).removeprefix("config: ")
-            raise SpecError(f"{source}: grid: trial {trial_name}: {problem}") from None
-        except ValueError as err:
-            raise SpecError(f"{source}: grid: trial {trial_name}: {err}") from None
-        trial = Trial(len(trials), configured, resolved, resolved.run_key(), entry.label)
-        if trial.run_key in by_key:
-            raise SpecError(f"{source}: grid: trials {by_key[trial.run_key].name} and {trial.name} "
-                            f"resolve to the same run (run key {trial.run_key})")
-        by_key[trial.run_key] = trial
-        trials.append(trial)
+    checked = False
+    for algo, env, entry in itertools.product(g.algo, g.env, g.method):
+        levels = g.sparsity if METHODS[entry.name].crosses_sparsity_axis else [None]
+        for sparsity, steps in itertools.product(levels, g.steps):
+            base: tuple[dict[str, Any], RunConfig, Resolved, dict[str, Any]] | None = None
+            for seed in g.seed:
+                point = {"algo": algo, "method": entry.name, "label": entry.label, "env": env,
+                         "sparsity": sparsity, "steps": steps, "seed": seed}
+                options = _options(spec, entry, point, used)
+                if base is None or options != base[0]:  # an override may set options per seed
+                    configured, resolved = _build(options, point, source)
+                    base = options, configured, resolved, resolved.model_dump(mode="json")
+                    trial = Trial(len(trials), configured, resolved, resolved.run_key(), entry.label)
+                else:
+                    configured = base[1].model_copy(update={"seed": seed})
+                    trial = Trial(len(trials), configured, base[2].model_copy(update={"seed": seed}),
+                                  _run_key({**base[3], "seed": seed}), entry.label)
+                    if not checked:  # once per spec: a copy's key is the key RunConfig computes
+                        assert trial.run_key == configured.run_key(), "resolution depends on the seed"
+                        checked = True
+                if trial.run_key in by_key:
+                    raise SpecError(f"{source}: grid: trials {by_key[trial.run_key].name} and {trial.name} "
+                                    f"resolve to the same run (run key {trial.run_key})")
+                by_key[trial.run_key] = trial
+                trials.append(trial)
     for i, hit in enumerate(used):
         if not hit:
             raise SpecError(f"{source}: overrides[{i}].when: matches no trial of the grid")
     return trials
+
+
+def _options(spec: ExperimentSpec, entry: MethodEntry, point: dict[str, Any], used: list[bool]) -> dict[str, Any]:
+    """The options a grid point sets: spec, then method, then matching overrides (marked used)."""
+    options = _set_options(spec.options) | _set_options(entry.options)
+    for i, override in enumerate(spec.overrides):
+        if override.when.matches(point):
+            used[i] = True
+            options |= _set_options(override.set)
+    method = METHODS[entry.name]
+    if not method.sparse:  # a width-matched dense net keeps the sparsity it matches
+        options = {k: v for k, v in options.items()
+                   if k not in SPARSE_ONLY or (method.matches_sparsity and k.endswith("sparsity"))}
+    return options
+
+
+def _build(options: dict[str, Any], point: dict[str, Any], source: str) -> tuple[RunConfig, Resolved]:
+    """The trial's config as the spec sets it, and resolved; SpecError naming the trial."""
+    axes = {k: point[k] for k in AXES if not (k == "sparsity" and point[k] is None)}
+    trial_name = "-".join(str(point[k]) for k in ("algo", "method", "env")) + f" seed {point['seed']}"
+    try:
+        configured = config.build(**options, **axes)
+        return configured, configured.resolve()
+    except ValidationError as err:
+        problem = first_error(err).removeprefix("config: ")
+        raise SpecError(f"{source}: grid: trial {trial_name}: {problem}") from None
+    except ValueError as err:
+        raise SpecError(f"{source}: grid: trial {trial_name}: {err}") from None
+
+
+def _run_key(resolved: dict[str, Any]) -> str:
+    """RunConfig.run_key of an already resolved config's dump (expand checks they agree)."""
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:16]
 
 
 _SEED_FREE = {"seed", "steps", "topology_end", "prune_start", "prune_end"}
@@ -464,7 +513,7 @@ def check_buildable(trials: list[Trial], source: str = "<spec>", *, gpus_per_tri
     seen: set[str] = set()
     warnings: list[str] = []
     for t in trials:
-        key = json.dumps(t.resolved.model_dump(mode="json", exclude=_SEED_FREE), sort_keys=True)
+        key = t.resolved.model_dump_json(exclude=_SEED_FREE)  # field order is fixed: a fine dedupe key
         if key in seen:
             continue
         seen.add(key)
@@ -483,6 +532,11 @@ def launch_key(spec: ExperimentSpec, trials: list[Trial]) -> str:
     """Identity of a launch: the experiment and its set of trials (order and resources aside)."""
     payload = json.dumps({"name": spec.name, "runs": sorted(t.run_key for t in trials)})
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def grid_record(trials: list[Trial]) -> list[dict[str, Any]]:
+    """The expanded grid as a launch records it (its grid artifact): each trial's row and name."""
+    return [{"name": t.name, **t.row()} for t in trials]
 
 
 # --- presentation ----------------------------------------------------------------------------

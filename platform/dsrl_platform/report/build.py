@@ -7,11 +7,13 @@ directory is then logged as artifacts of the experiment's newest launch run.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from dsrl_platform.paths import check_can_be_directory
 from dsrl_platform.report.dashboard import DashboardSpec, load_dashboard, render_page
 from dsrl_platform.report.data import load_experiment, log_report_artifacts
 from dsrl_platform.report.figures import FIGURES, Figure
@@ -38,14 +40,18 @@ def build_report(experiment: str, *, dashboard: Path, out: Path, tracking_uri: s
     spec = load_dashboard(dashboard)
     out = Path(out).resolve()
     _check_replaceable(out)
+    _check_writable(out)
     data = load_experiment(experiment, tracking_uri)
     analysis = Analysis(data, spec.options())
     tables = [TABLES[name](analysis) for name in _table_names(spec)]
     figures = [f for name in spec.figures for f in FIGURES[name](analysis)]
     counts = {"finished runs": len(data.finished_runs()), "unfinished runs": len(data.unfinished_runs())}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    _make_parent(out)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot write in {out.parent} ({err.strerror or err})") from None
     try:
         files = _write(tmp, spec, experiment, tables, figures, counts)
         _move_into_place(tmp, out)
@@ -84,11 +90,29 @@ def _check_replaceable(out: Path) -> None:
                          "choose another directory")
 
 
+def _check_writable(out: Path) -> None:
+    """Before reading the store: `out` can be created, or replaced, by renames in its parent."""
+    check_can_be_directory(out.parent, f"--out {out}")
+    if out.exists() and not os.access(out, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {out}: is not writable")
+
+
+def _make_parent(out: Path) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out {out}: cannot create {out.parent} ({err.strerror or err})") from None
+
+
 def _move_into_place(tmp: Path, out: Path) -> None:
-    old = None
+    """Swap `tmp` in for `out` by renames within one directory; on failure `out` is as it was."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
     if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        out.rename(old / out.name)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        if old.exists():
+            old.rename(out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

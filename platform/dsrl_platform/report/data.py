@@ -1,13 +1,13 @@
 """MLflow → pandas: the trial runs of one experiment and their metric histories.
 
-The only report module that imports MLflow. It reads the layout the launcher writes (names in
-`dsrl_platform.names`): one child run per trial tagged `dsrl.role=trial`, metrics stepped in
-environment steps. It also logs the finished report as artifacts of the experiment's parent run.
+Reads through the tracking client (`dsrl_platform.tracking`, the layout the launcher writes:
+one child run per trial tagged `dsrl.role=trial`, metrics stepped in environment steps). It
+also logs the finished report as artifacts of the experiment's parent run.
 
-Runs that did not finish (no `dsrl.status=finished` tag, or MLflow status other than FINISHED)
-are kept in `runs` with `finished=False` and a `reason`, so the report can list them; the
-statistics use `finished_runs()` only. A trial resumed after a crash may have logged a step
-twice: the value logged last wins.
+Runs that did not finish (the tracking client's `unfinished_reason`), or that lack the tags
+naming the trial, are kept in `runs` with `finished=False` and a `reason`, so the report can
+list them; the statistics use `finished_runs()` only. A trial resumed after a crash may have
+logged a step twice: the value logged last wins.
 """
 
 from __future__ import annotations
@@ -18,16 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities import Run, RunStatus
-from mlflow.exceptions import MlflowException
-
 from dsrl_platform import names
 from dsrl_platform.config import RunConfig
-from dsrl_platform.store import check_store_exists
+from dsrl_platform.tracking import Tracker, unfinished_reason
 
-FINISHED = names.STATUS_FINISHED
-LAUNCH, TRIAL = names.ROLE_LAUNCH, names.ROLE_TRIAL
 REPORT_RUN_NAME = "report"
 
 # Final values read from each run's latest metrics: column -> MLflow metric key.
@@ -86,57 +80,25 @@ class ExperimentData:
 # --- reading ----------------------------------------------------------------------------------
 def load_experiment(experiment: str, tracking_uri: str) -> ExperimentData:
     """All trial runs of `experiment` with their histories. Unknown experiment: ValueError."""
-    client = _client(tracking_uri)
-    exp = _experiment(client, experiment, tracking_uri)
-    trials = _search(client, exp.experiment_id, f"tags.`{names.TAG_ROLE}` = '{TRIAL}'")
+    tracker = Tracker.connect(tracking_uri, must_exist=True)
+    exp_id = tracker.existing_experiment_id(experiment)
+    trials = tracker.all_trial_runs(exp_id)
     with ThreadPoolExecutor(_HISTORY_WORKERS) as pool:
-        histories = list(pool.map(lambda run: _histories(client, run.info.run_id), trials))
+        histories = list(pool.map(lambda run: _histories(tracker, run.info.run_id), trials))
     evals = _concat([h["return"] for h in histories], ["run_id", "step", "return"])
     flops = _concat([h["flops"] for h in histories], ["run_id", "step", "flops"])
     runs = pd.DataFrame([_run_row(run) for run in trials], columns=_RUN_COLUMNS).astype(_RUN_TYPES)
     last = evals.groupby("run_id")["step"].max()
     runs["last_step"] = runs["run_id"].map(last).astype("Int64")
-    return ExperimentData(experiment, exp.experiment_id, tracking_uri,
+    return ExperimentData(experiment, exp_id, tracking_uri,
                           runs.sort_values(["algo", "env", "method", "seed"],
                                            kind="stable", ignore_index=True), evals, flops)
 
 
-def _client(tracking_uri: str) -> MlflowClient:
-    check_store_exists(tracking_uri, "pass --tracking-uri")
-    return MlflowClient(tracking_uri=tracking_uri)
-
-
-def _experiment(client: MlflowClient, name: str, tracking_uri: str):
-    try:
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            known = sorted(e.name for e in client.search_experiments(max_results=50))
-    except MlflowException as err:
-        raise ValueError(f"tracking store {tracking_uri}: {err.message}") from err
-    if exp is None:
-        shown = ", ".join(known[:20]) or "none"
-        raise ValueError(f"experiment {name!r}: not found in {tracking_uri} (known: {shown})")
-    return exp
-
-
-def _search(client: MlflowClient, experiment_id: str, filter_string: str,
-            order_by: list[str] | None = None, max_runs: int | None = None) -> list[Run]:
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], filter_string, max_results=max_runs or 1000,
-                                  order_by=order_by, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token or (max_runs and len(runs) >= max_runs):
-            return runs
-
-
-def _histories(client: MlflowClient, run_id: str) -> dict[str, pd.DataFrame]:
+def _histories(tracker: Tracker, run_id: str) -> dict[str, pd.DataFrame]:
     out = {}
     for column, key in HISTORIES.items():
-        rows = [(m.step, m.timestamp, m.value) for m in client.get_metric_history(run_id, key)]
-        frame = pd.DataFrame(rows, columns=["step", "timestamp", column])
+        frame = pd.DataFrame(tracker.metric_history(run_id, key), columns=["step", "timestamp", column])
         out[column] = dedupe_steps(frame).assign(run_id=run_id)[["run_id", "step", column]]
     return out
 
@@ -165,7 +127,7 @@ _RUN_TYPES = {"seed": "Int64", "budget": "Int64", "eval_every": "Int64", "final_
               **{column: "float64" for column in FINAL_METRICS}}
 
 
-def _run_row(run: Run) -> dict:
+def _run_row(run) -> dict:
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     row: dict = {"run_id": run.info.run_id, "run_name": run.info.run_name}
     missing = []
@@ -183,23 +145,13 @@ def _run_row(run: Run) -> dict:
     row["final_evals"] = _number(params.get("final_evals", _DEFAULT_FINAL_EVALS), int)
     row["mlflow_status"] = run.info.status
     row["dsrl_status"] = tags.get(names.TAG_STATUS, "")
-    row["reason"] = _unfinished_reason(row, missing)
+    missing_text = f"missing tags {', '.join(missing)}" if missing else ""
+    row["reason"] = "; ".join(filter(None, [unfinished_reason(run), missing_text]))
     row["finished"] = row["reason"] == ""
     row["start_time"] = pd.to_datetime(run.info.start_time, unit="ms", utc=True)
     for column, key in FINAL_METRICS.items():
         row[column] = metrics.get(key, np.nan)
     return row
-
-
-def _unfinished_reason(row: dict, missing_tags: list[str]) -> str:
-    reasons = []
-    if row["mlflow_status"] != RunStatus.to_string(RunStatus.FINISHED):
-        reasons.append(f"MLflow status {row['mlflow_status']}")
-    if row["dsrl_status"] != FINISHED:
-        reasons.append(f"no {names.TAG_STATUS}={FINISHED} tag")
-    if missing_tags:
-        reasons.append(f"missing tags {', '.join(missing_tags)}")
-    return "; ".join(reasons)
 
 
 def _number(value, kind):
@@ -216,16 +168,7 @@ def log_report_artifacts(experiment: str, tracking_uri: str, local_dir: Path,
 
     Returns the parent run's id.
     """
-    client = _client(tracking_uri)
-    exp = _experiment(client, experiment, tracking_uri)
-    parents = _search(client, exp.experiment_id, f"tags.`{names.TAG_ROLE}` = '{LAUNCH}'",
-                      order_by=["attributes.start_time DESC"], max_runs=1)
-    if parents:
-        run_id = parents[0].info.run_id
-    else:
-        run = client.create_run(exp.experiment_id, run_name=REPORT_RUN_NAME,
-                                tags={names.TAG_ROLE: LAUNCH})
-        run_id = run.info.run_id
-        client.set_terminated(run_id)
-    client.log_artifacts(run_id, str(local_dir), artifact_path)
+    tracker = Tracker.connect(tracking_uri, must_exist=True)
+    run_id = tracker.launch_for_report(tracker.existing_experiment_id(experiment), REPORT_RUN_NAME)
+    tracker.log_artifacts(run_id, local_dir, artifact_path)
     return run_id

@@ -1,16 +1,18 @@
-"""`dsrl-platform report`: registers the command; the work is in dsrl_platform.report.build."""
+"""`dsrl-platform report`: tables, figures and a dashboard (the work is in dsrl_platform.report.build)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from dsrl_platform.cli import command
+from dsrl_platform.cli import tracking_arg
+
+HELP = "turn an experiment's tracked runs into the papers' tables and figures"
 
 DEFAULT_DASHBOARD = Path("dashboards/sokar2022.yaml")
 DEFAULT_OUT_ROOT = Path("reports")
 # The shipped dashboards, found from any working directory (editable install / checkout).
-REPO_DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
+REPO_DASHBOARDS = Path(__file__).resolve().parents[3] / "dashboards"
 
 
 def dashboard_path(value: Path) -> Path:
@@ -23,24 +25,25 @@ def dashboard_path(value: Path) -> Path:
     return value  # load_dashboard names the missing file
 
 
-@command("report", "turn an experiment's tracked runs into the papers' tables and figures")
-def _report_args(p: argparse.ArgumentParser) -> None:
+def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT", help="MLflow experiment name (the spec's name)")
     p.add_argument("--dashboard", type=Path, default=DEFAULT_DASHBOARD,
                    help="dashboard YAML: which tables and figures; a shipped one also by name, e.g. "
                         f"graesser2022 (default: {DEFAULT_DASHBOARD})")
     p.add_argument("--out", type=Path, help=f"output directory (default: {DEFAULT_OUT_ROOT}/<EXPERIMENT>)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    tracking_arg(p)
 
 
-@_report_args.handler
-def _report(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
+    from dsrl_platform.tracking import check_store
+
+    tracking_uri = check_store(args.tracking_uri, must_exist=True)  # before the plotting libraries load
+
     from dsrl_platform.report.build import INDEX, build_report
-    from dsrl_platform.store import resolve_tracking_uri
 
     result = build_report(args.experiment, dashboard=dashboard_path(args.dashboard),
                           out=args.out or DEFAULT_OUT_ROOT / args.experiment,
-                          tracking_uri=resolve_tracking_uri(args.tracking_uri))
+                          tracking_uri=tracking_uri)
     print(f"report: {result.finished_runs} finished runs, {result.unfinished_runs} unfinished "
           "(listed, excluded from statistics)")
     print(f"wrote {len(result.files)} files to {result.out_dir}")

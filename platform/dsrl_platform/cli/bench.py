@@ -1,0 +1,21 @@
+"""`dsrl-platform bench`: environment steps/s (the work is in dsrl_platform.bench)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "measure environment steps/s of dense, static and ds agents"
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--algos", default="td3,sac", help="comma-separated algorithms")
+    p.add_argument("--methods", default="dense,static,ds", help="comma-separated methods")
+    p.add_argument("--env", help="gymnasium id (default: each algorithm's default, e.g. HalfCheetah-v4 for td3)")
+    p.add_argument("--steps", type=int, default=2000, help="timed steps per configuration")
+    p.add_argument("--json", action="store_true", help="print a JSON list of {algo, method, steps_per_s}")
+
+
+def handle(args: argparse.Namespace) -> int:
+    from dsrl_platform.bench import bench_command
+
+    return bench_command(args)
