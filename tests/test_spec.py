@@ -281,3 +281,20 @@ def test_graesser_ppo_and_dqn_grids_cross_every_method_with_their_levels(name, a
     assert {t.resolved.algo for t in trials} == {algo} and {t.resolved.steps for t in trials} == {steps}
     sparse = [t.resolved for t in trials if t.resolved.method not in ("dense", "dense_matched")]
     assert {t.sparsity for t in sparse} == LEVELS and {t.sparse_layers for t in sparse} == {"all"}
+
+
+def test_option_axes_cross_run_options_and_dense_is_not_multiplied_by_sparse_ones(tmp_path):
+    text = BASE.replace("steps: 3000}", "steps: 3000, options: {actor_sparsity: [0.5, 0.9], critic_sparsity: [0.8],"
+                        " policy_noise: [0.1, 0.2]}}").replace("[dense, static, ds]", "[dense, ds]")
+    spec, trials = load_trials(write(tmp_path, text))
+    assert spec.grid.size() == len(trials) == 2 + 2 * 1 * 2  # dense: policy_noise only
+    ds = {(t.resolved.actor_sparsity, t.resolved.critic_sparsity, t.resolved.policy_noise) for t in trials
+          if t.config.method == "ds"}
+    assert ds == {(0.5, 0.8, 0.1), (0.5, 0.8, 0.2), (0.9, 0.8, 0.1), (0.9, 0.8, 0.2)}
+    assert {t.resolved.policy_noise for t in trials if t.config.method == "dense"} == {0.1, 0.2}
+    names = {t.name for t in trials}
+    assert "td3-ds-Pendulum-v1-actor_sparsity0.5-critic_sparsity0.8-policy_noise0.1-s0" in names
+    assert "actor_sparsity" in describe_grid(spec, trials).splitlines()[1]
+    for bad, message in (("{seed: [1]}", "seed is a grid axis"), ("{polcy_noise: [1]}", "unknown option")):
+        with pytest.raises(SpecError, match=message):
+            load_trials(write(tmp_path, BASE.replace("steps: 3000}", f"steps: 3000, options: {bad}}}")))

@@ -19,6 +19,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -153,6 +154,21 @@ class Grid(BaseModel):
                     "Graesser's 0.9). Dense trials are not multiplied by this axis")
     steps: Annotated[list[Annotated[int, Field(gt=0)]], BeforeValidator(_as_list)] = Field(
         [1_000_000], min_length=1, description="training budgets in environment steps")
+    options: dict[str, Annotated[list[Any], BeforeValidator(_as_list), Field(min_length=1)]] = Field(
+        {}, description="more axes, over run options: {option: [values]}, e.g. {actor_sparsity: [0.5, 0.9], "
+                        "critic_sparsity: [0.5, 0.9]} or {width: [1, 2, 4]}; every combination is a trial")
+
+    @field_validator("options")
+    @classmethod
+    def _option_axes(cls, axes: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        owners = config.option_owners()
+        for name in axes:
+            if name in AXES:
+                raise ValueError(f"{name} is a grid axis of its own: list it under grid.{name}")
+            if name not in owners:
+                close = difflib.get_close_matches(name, list(owners), n=2)
+                raise ValueError(f"{name}: unknown option" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+        return axes
 
     @field_validator("env")
     @classmethod
@@ -167,7 +183,8 @@ class Grid(BaseModel):
     def size(self) -> int:
         """The number of trials, counted without expanding (dense is not multiplied by sparsity)."""
         per_level = len(self.algo) * len(self.env) * len(self.steps) * len(self.seed)
-        return sum(per_level * (len(self.sparsity) if METHODS[m.name].crosses_sparsity_axis else 1) for m in self.method)
+        return sum(per_level * (len(self.sparsity) if METHODS[m.name].crosses_sparsity_axis else 1)
+                   * math.prod(len(v) for k, v in self.options.items() if _keeps(m.name, k)) for m in self.method)
 
     @model_validator(mode="after")
     def _bounded(self) -> Grid:
@@ -296,6 +313,7 @@ class Trial:
     resolved: Resolved  # what the run uses and logs
     run_key: str
     label: str | None = None  # method variant
+    axes: tuple[tuple[str, Any], ...] = ()  # values of the grid's option axes
 
     @property
     def method_name(self) -> str:
@@ -305,10 +323,12 @@ class Trial:
     def name(self) -> str:
         """Readable and unique within a grid, e.g. td3-ds-HalfCheetah-v4-s0."""
         c = self.config
-        parts = [c.algo, self.method_name, c.env, f"s{c.seed}"]
+        parts = [c.algo, self.method_name, c.env]
         if c.sparsity is not None:
-            parts.insert(3, f"sp{c.sparsity:g}")
-        return "-".join(parts)
+            parts.append(f"sp{c.sparsity:g}")
+        parts += [f"{k}{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{k}{v}"
+                  for k, v in self.axes]
+        return "-".join([*parts, f"s{c.seed}"])
 
     @property
     def sparsity_text(self) -> str:
@@ -337,8 +357,10 @@ class Trial:
     def row(self) -> dict[str, Any]:
         """One line of the expanded grid (dry-run table, grid artifact)."""
         c = self.config
-        return {"trial": self.index, "algo": c.algo, "method": self.method_name, "env": c.env,
-                "sparsity": self.sparsity_text, "steps": c.steps, "seed": c.seed, "run_key": self.run_key}
+        row = {"trial": self.index, "algo": c.algo, "method": self.method_name, "env": c.env,
+               "sparsity": self.sparsity_text}
+        row.update({k: v for k, v in self.axes})
+        return {**row, "steps": c.steps, "seed": c.seed, "run_key": self.run_key}
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -440,20 +462,20 @@ def expand(spec: ExperimentSpec, source: str = "<spec>") -> list[Trial]:
     checked = False
     for algo, env, entry in itertools.product(g.algo, g.env, g.method):
         levels = g.sparsity if METHODS[entry.name].crosses_sparsity_axis else [None]
-        for sparsity, steps in itertools.product(levels, g.steps):
+        for sparsity, steps, axes in itertools.product(levels, g.steps, _option_points(g, entry)):
             base: tuple[dict[str, Any], RunConfig, Resolved, dict[str, Any]] | None = None
             for seed in g.seed:
                 point = {"algo": algo, "method": entry.name, "label": entry.label, "env": env,
                          "sparsity": sparsity, "steps": steps, "seed": seed}
-                options = _options(spec, entry, point, used)
+                options = _options(spec, entry, point, used) | dict(axes)
                 if base is None or options != base[0]:  # an override may set options per seed
                     configured, resolved = _build(options, point, source)
                     base = options, configured, resolved, resolved.model_dump(mode="json")
-                    trial = Trial(len(trials), configured, resolved, resolved.run_key(), entry.label)
+                    trial = Trial(len(trials), configured, resolved, resolved.run_key(), entry.label, axes)
                 else:
                     configured = base[1].model_copy(update={"seed": seed})
                     trial = Trial(len(trials), configured, base[2].model_copy(update={"seed": seed}),
-                                  _run_key({**base[3], "seed": seed}), entry.label)
+                                  _run_key({**base[3], "seed": seed}), entry.label, axes)
                     if not checked:  # once per spec: a copy's key is the key RunConfig computes
                         assert trial.run_key == configured.run_key(), "resolution depends on the seed"
                         checked = True
@@ -468,6 +490,20 @@ def expand(spec: ExperimentSpec, source: str = "<spec>") -> list[Trial]:
     return trials
 
 
+def _keeps(method_name: str, option: str) -> bool:
+    """Whether a trial of this method takes the option (dense ones drop sparse-only options; a
+    width-matched one keeps the sparsity it matches)."""
+    method = METHODS[method_name]
+    return method.sparse or option not in SPARSE_ONLY or (method.matches_sparsity and option.endswith("sparsity"))
+
+
+def _option_points(grid: Grid, entry: MethodEntry) -> list[tuple[tuple[str, Any], ...]]:
+    """The option-axis combinations of a method: a dense method is not multiplied by sparse-only
+    axes, as it is not multiplied by the sparsity levels."""
+    kept = {k: v for k, v in grid.options.items() if _keeps(entry.name, k)}
+    return [tuple(zip(kept, values)) for values in itertools.product(*kept.values())]
+
+
 def _options(spec: ExperimentSpec, entry: MethodEntry, point: dict[str, Any], used: list[bool]) -> dict[str, Any]:
     """The options a grid point sets: spec, then method, then matching overrides (marked used)."""
     options = _set_options(spec.options) | _set_options(entry.options)
@@ -475,11 +511,7 @@ def _options(spec: ExperimentSpec, entry: MethodEntry, point: dict[str, Any], us
         if override.when.matches(point):
             used[i] = True
             options |= _set_options(override.set)
-    method = METHODS[entry.name]
-    if not method.sparse:  # a width-matched dense net keeps the sparsity it matches
-        options = {k: v for k, v in options.items()
-                   if k not in SPARSE_ONLY or (method.matches_sparsity and k.endswith("sparsity"))}
-    return options
+    return {k: v for k, v in options.items() if _keeps(entry.name, k)}
 
 
 def _build(options: dict[str, Any], point: dict[str, Any], source: str) -> tuple[RunConfig, Resolved]:
@@ -548,6 +580,7 @@ def describe_grid(spec: ExperimentSpec, trials: list[Trial]) -> str:
         dims.append(f"{len(g.sparsity)} sparsity (sparse methods only)")
     if len(g.steps) > 1:
         dims.append(f"{len(g.steps)} budgets")
+    dims += [f"{len(values)} {name}" for name, values in g.options.items()]
     dims.append(f"{len(g.seed)} seed")
     head = f"{spec.name}: {len(trials)} trials = {' × '.join(dims)}"
     notes = "".join(f"\nwarning: {w}" for w in spec.warnings)
@@ -558,6 +591,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no trials)"
     cols = list(rows[0])
+    extra = list(dict.fromkeys(c for r in rows for c in r if c not in cols))  # option axes dense rows lack
+    at = cols.index("sparsity") + 1 if "sparsity" in cols else len(cols)
+    cols[at:at] = extra
+    rows = [{c: r.get(c, "-") for c in cols} for r in rows]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
     line = lambda r: "  ".join(str(r[c]).ljust(widths[c]) for c in cols).rstrip()  # noqa: E731
     return "\n".join([line({c: c for c in cols}), line({c: "-" * widths[c] for c in cols}), *map(line, rows)])
