@@ -73,18 +73,19 @@ class ActorCritic(ReplayAgent):
         return {"actor": MLP(obs_dim, cfg.hidden_for("actor"), act_dim * cls.actor_out_factor, generator, "actor", init),
                 "critic": TwinCritic(obs_dim + act_dim, cfg.hidden_for("critic"), generator, init=init)}
 
-    def __init__(self, cfg: Resolved, spaces: Spaces):
+    def __init__(self, cfg: Resolved | list[Resolved], spaces: Spaces):
         super().__init__(cfg, spaces)
+        cfg = self.cfg
         low, high = np.array(spaces.action_low), np.array(spaces.action_high)
         self.action_scale = torch.as_tensor((high - low) / 2, dtype=torch.float32, device=self.device)
         self.action_bias = torch.as_tensor((high + low) / 2, dtype=torch.float32, device=self.device)
 
-        modules = self.build_modules(cfg, spaces, self.init)
-        self.actor, self.critic = modules["actor"].to(self.device), modules["critic"].to(self.device)
-        self.actor_opt = make_adam(self._param_groups(self.actor), cfg)
-        self.critic_opt = make_adam(self._param_groups(self.critic), cfg)
-        self.actor_net = self.sparse_network("actor", self.actor, self.actor_opt, self.actor_updates_per_grad_step())
-        self.critic_net = self.sparse_network("critic", self.critic, self.critic_opt)
+        members = [self.build_modules(m.cfg, spaces, m.init) for m in self.members]  # each from its own stream
+        make = lambda module: make_adam(self._param_groups(module), cfg)  # noqa: E731
+        self.actor, self.actor_net = self.trained_network("actor", [m["actor"] for m in members], make,
+                                                          self.actor_updates_per_grad_step())
+        self.critic, self.critic_net = self.trained_network("critic", [m["critic"] for m in members], make)
+        self.actor_opt, self.critic_opt = self.actor_net.training.optimizer, self.critic_net.training.optimizer
         # Targets start as copies of the (already masked) online networks.
         self.targets = Targets([self.actor_net, self.critic_net], cfg.sparse_targets)
         self.actor_target, self.critic_target = self.targets.modules
@@ -94,18 +95,22 @@ class ActorCritic(ReplayAgent):
         only, whose gradient 2·wd·w is Adam's coupled decay 2·wd on them (Graesser)."""
         if not self.cfg.l2_kernels_only:
             return module.parameters()
-        kernels = {id(w.layer.param) for w in module.weight_layers()}
+        kernels = {id(w.layer.param) for w in module.weight_layers()}  # (a stacked module: member 0's regions)
         return [{"params": [p for p in module.parameters() if id(p) in kernels], "weight_decay": 2 * self.cfg.weight_decay},
                 {"params": [p for p in module.parameters() if id(p) not in kernels], "weight_decay": 0.0}]
 
     def td_reward(self, reward: torch.Tensor) -> torch.Tensor:
-        """(batch,) rewards as the TD target uses them."""
-        reward = reward.squeeze(1)
+        """(batch,) rewards as the TD target uses them (a group: (G, batch))."""
+        reward = reward.squeeze(-1)
         return reward if self.cfg.reward_scale == 1.0 else reward * self.cfg.reward_scale
 
     def critic_loss(self, q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Both heads' squared TD errors (weighted: Graesser's SAC halves them)."""
-        loss = F.mse_loss(q[0], y) + F.mse_loss(q[1], y)
+        """Both heads' squared TD errors (weighted: Graesser's SAC halves them); q (2, B) and y
+        (B,), a group's q (G, 2, B) and y (G, B): the members' losses summed."""
+        if self.grouped:
+            loss = (q - y.unsqueeze(-2)).pow(2).mean(-1).sum()
+        else:
+            loss = F.mse_loss(q[0], y) + F.mse_loss(q[1], y)
         return loss if self.cfg.critic_loss_weight == 1.0 else loss * self.cfg.critic_loss_weight
 
     def actor_updates_per_grad_step(self) -> float:
@@ -116,8 +121,11 @@ class ActorCritic(ReplayAgent):
         """[-1, 1] → the environment's action box."""
         return squashed * self.action_scale + self.action_bias
 
-    def policy(self, obs: torch.Tensor, explore: bool) -> np.ndarray:
-        return self.action(obs, explore).squeeze(0).cpu().numpy()
+    def policy(self, obs: torch.Tensor, explore: bool):
+        action = self.action(obs, explore)
+        if self.grouped:  # (G, 1, A): one action per member
+            return list(action[:, 0].cpu().numpy())
+        return action.squeeze(0).cpu().numpy()
 
     def action(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         raise NotImplementedError

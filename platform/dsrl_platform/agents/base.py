@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -19,7 +20,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from dsrl_platform.agents.protocol import Spaces, Transition
-from dsrl_platform.agents.sparsity import build_sparse_network
+from dsrl_platform.agents.sparsity import build_group_network, build_sparse_network
 from dsrl_platform.buffers.frames import FrameReplay
 from dsrl_platform.buffers.replay import ReplayBuffer
 from dsrl_platform.config import Resolved, RunConfig
@@ -93,50 +94,131 @@ def make_replay(spaces: Spaces, capacity: int) -> ReplayBuffer | FrameReplay:
                         action_dim=None if spaces.discrete else spaces.action_dim)
 
 
-class ReplayAgent:
-    """Buffer, warm-up and schedule of a replay-based agent; subclasses build `networks`."""
+@dataclass
+class Member:
+    """One agent of a group: its config (its seed) and random streams; a replay agent's member
+    also its buffer. Members never share data or randomness."""
 
-    acting_network = "actor"
+    cfg: Resolved
+    init: torch.Generator  # weights and masks (CPU, reproducible)
+    noise: torch.Generator  # exploration, target smoothing, minibatch order (PPO)
+    rng: np.random.Generator  # warm-up actions, minibatch indices, ε-greedy draws
+    replay: Any = None
 
-    def __init__(self, cfg: Resolved, spaces: Spaces):
-        self.cfg, self.spaces = cfg, spaces
-        self.device = pick_device(cfg.device)
-        self.init = torch.Generator().manual_seed(cfg.seed)  # weights and masks (CPU, reproducible)
-        self.noise = torch.Generator(self.device).manual_seed(cfg.seed + 1)  # exploration, targets
-        self.rng = np.random.default_rng(cfg.seed)  # warm-up actions, minibatch indices
-        self.replay = make_replay(spaces, min(cfg.buffer_size, cfg.steps))
-        self.env_steps = 0
+    @classmethod
+    def of(cls, cfg: Resolved, device: torch.device) -> Member:
+        return cls(cfg, torch.Generator().manual_seed(cfg.seed), torch.Generator(device).manual_seed(cfg.seed + 1),
+                   np.random.default_rng(cfg.seed))
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"noise": self.noise.get_state(), "rng": self.rng.bit_generator.state}
+        return state if self.replay is None else {**state, "replay": self.replay.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.noise.set_state(state["noise"])
+        self.rng.bit_generator.state = state["rng"]
+        if self.replay is not None:
+            self.replay.load_state_dict(state["replay"])
+
+
+class GroupableAgent:
+    """What every agent shares about being one agent or a group of them.
+
+    Given a list of configs (the seeds of one configuration) the agent is a group: its networks
+    are stacked (agents/stacked.py), each member keeps its own random streams (and buffer), and
+    `act`/`observe` take one observation/transition per member. A group of one is the plain agent.
+    """
+
+    def __init__(self, cfg: Resolved | list[Resolved], spaces: Spaces):
+        cfgs = cfg if isinstance(cfg, list) else [cfg]
+        self.cfg, self.spaces = cfgs[0], spaces  # members share every option but the seed
+        self.device = pick_device(self.cfg.device)
+        self.members = [Member.of(c, self.device) for c in cfgs]
+        self.grouped = len(cfgs) > 1
+        first = self.members[0]
+        self.init, self.noise, self.rng = first.init, first.noise, first.rng
         self.grad_step = 0
-        self.networks: dict[str, SparseNetwork] = {}
+        self.networks: dict[str, Any] = {}  # name -> SparseNetwork (a group: GroupNetwork)
 
-    def sparse_network(self, name: str, module: nn.Module, optimizer: torch.optim.Optimizer,
-                       update_rate: float = 1.0) -> SparseNetwork:
-        """Register `module` as a trained network: masks, updater and accounting."""
-        net = build_sparse_network(name, module, optimizer, self.cfg, self.init, self.cfg.batch_size,
-                                   update_rate / self.cfg.train_every)
+    def trained_network(self, name: str, modules: list[nn.Module], make_optimizer, batch_size: int,
+                        update_rate: float = 1.0):
+        """The module that trains `modules` (one per member) and its sparse network: the module
+        itself for one member, their stacked form for a group. (module, network)"""
+        if not self.grouped:
+            module = modules[0].to(self.device)
+            net = build_sparse_network(name, module, make_optimizer(module), self.cfg, self.init, batch_size, update_rate)
+        else:
+            net = build_group_network(name, modules, [m.cfg for m in self.members], [m.init for m in self.members],
+                                      make_optimizer, batch_size, update_rate, self.device)
         self.networks[name] = net
-        return net
+        return net.module, net
 
-    # --- the protocol --------------------------------------------------------------------
-    def act(self, obs: np.ndarray, explore: bool):
-        if explore and self.env_steps < self.cfg.warmup_steps:
-            return self.random_action()
-        with torch.no_grad():
-            return self.policy(self.obs_tensor(obs).unsqueeze(0), explore)
+    @property
+    def member_networks(self) -> list[dict[str, SparseNetwork]]:
+        """Per member: its networks as the sparse library sees them (accounting, metrics)."""
+        if not self.grouped:
+            return [self.networks]
+        return [{name: net.members[g] for name, net in self.networks.items()} for g in range(len(self.members))]
+
+    # --- group-aware tensor helpers (one member: exactly the plain agent's operations) ---------
+    def randn(self, shape) -> torch.Tensor:
+        """Standard normal noise of `shape` (a group: (G, …) with each member's own stream)."""
+        if not self.grouped:
+            return torch.randn(shape, generator=self.noise, device=self.device)
+        return torch.stack([torch.randn(shape[1:], generator=m.noise, device=self.device) for m in self.members])
+
+    def batch_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean over the batch (last) dimension, summed over a group's members."""
+        return x.mean() if not self.grouped else x.mean(-1).sum()
 
     def obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
         """Vectors as float32 (the buffer's dtype too); frames and grids keep theirs."""
         dtype = torch.float32 if self.spaces.obs_dtype == "float32" else None
         return torch.as_tensor(obs, dtype=dtype, device=self.device)
 
-    def random_action(self):
+    def per_member(self, items) -> list:
+        """`items` as a list with one entry per member (a single agent's item, wrapped)."""
+        return list(items) if self.grouped else [items]
+
+
+class ReplayAgent(GroupableAgent):
+    """Buffer, warm-up and schedule of a replay-based agent; subclasses build `networks`."""
+
+    acting_network = "actor"
+
+    def __init__(self, cfg: Resolved | list[Resolved], spaces: Spaces):
+        super().__init__(cfg, spaces)
+        for m in self.members:
+            m.replay = make_replay(spaces, min(self.cfg.buffer_size, self.cfg.steps))
+        self.replay = self.members[0].replay
+        self.env_steps = 0
+
+    def trained_network(self, name: str, modules: list[nn.Module], make_optimizer, update_rate: float = 1.0):
+        return super().trained_network(name, modules, make_optimizer, self.cfg.batch_size,
+                                       update_rate / self.cfg.train_every)
+
+    # --- the protocol --------------------------------------------------------------------
+    def act(self, obs, explore: bool):
+        """One action (a group: a list with one action per member, `obs` one per member)."""
+        if explore and self.env_steps < self.cfg.warmup_steps:
+            return ([self.random_action(m.rng) for m in self.members] if self.grouped
+                    else self.random_action(self.rng))
+        with torch.no_grad():
+            if not self.grouped:
+                return self.policy(self.obs_tensor(obs).unsqueeze(0), explore)
+            x = torch.stack([self.obs_tensor(o) for o in obs]).unsqueeze(1)  # (G, 1, …)
+            return self.policy(x, explore)
+
+    def random_action(self, rng: np.random.Generator):
         s = self.spaces
         if s.discrete:
-            return int(self.rng.integers(s.action_dim))
-        return self.rng.uniform(np.array(s.action_low), np.array(s.action_high)).astype(np.float32)
+            return int(rng.integers(s.action_dim))
+        return rng.uniform(np.array(s.action_low), np.array(s.action_high)).astype(np.float32)
 
-    def observe(self, t: Transition) -> None:
-        self.replay.add(t.obs, t.action, t.reward, t.next_obs, t.terminated, t.truncated)
+    def observe(self, t) -> None:
+        """A Transition (a group: one per member)."""
+        for member, tr in zip(self.members, self.per_member(t)):
+            member.replay.add(tr.obs, tr.action, tr.reward, tr.next_obs, tr.terminated, tr.truncated)
         self.env_steps += 1
 
     def updates_due(self, step: int) -> int:
@@ -145,11 +227,18 @@ class ReplayAgent:
 
     def update(self) -> Mapping[str, Any]:
         self.grad_step += 1
-        return self.learn(self.replay.sample(self.cfg.batch_size, self.rng, self.device))
+        return self.learn(self.minibatch())
+
+    def minibatch(self):
+        """A minibatch (a group: each member's from its own buffer and stream, stacked)."""
+        if not self.grouped:
+            return self.replay.sample(self.cfg.batch_size, self.rng, self.device)
+        parts = [m.replay.sample(self.cfg.batch_size, m.rng, self.device) for m in self.members]
+        return tuple(torch.stack(field) for field in zip(*parts))
 
     # --- what an algorithm supplies ----------------------------------------------------------
     def policy(self, obs: torch.Tensor, explore: bool):
-        """The action for one observation (a batch of 1), as the environment takes it."""
+        """The action for one observation (a batch of 1; a group: (G, 1, …), a list back)."""
         raise NotImplementedError
 
     def learn(self, batch) -> Mapping[str, Any]:
@@ -162,19 +251,20 @@ class ReplayAgent:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
-                "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
-                "noise": self.noise.get_state(), "rng": self.rng.bit_generator.state,
-                "replay": self.replay.state_dict(), "env_steps": self.env_steps, "grad_step": self.grad_step}
+        state = {"modules": {k: m.state_dict() for k, m in self.modules().items()},
+                 "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
+                 "env_steps": self.env_steps, "grad_step": self.grad_step}
+        if self.grouped:
+            return {**state, "members": [m.state_dict() for m in self.members]}
+        return {**state, **self.members[0].state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, m in self.modules().items():
             m.load_state_dict(state["modules"][k])
         for k, net in self.networks.items():
             net.training.load_state_dict(state["sparse"][k])
-        self.noise.set_state(state["noise"])
-        self.rng.bit_generator.state = state["rng"]
-        self.replay.load_state_dict(state["replay"])
+        for member, s in zip(self.members, state["members"] if self.grouped else [state], strict=True):
+            member.load_state_dict(s)
         self.env_steps, self.grad_step = int(state["env_steps"]), int(state["grad_step"])
 
 

@@ -111,22 +111,24 @@ class DQN(ReplayAgent):
         return {"q": ConvQNetwork(spaces.obs_shape, [(scaled(32), 8, 4), (scaled(64), 4, 2), (scaled(64), 3, 1)], fc,
                                   n, generator, "q", padding="same", scale=255.0, init=glorot_uniform)}
 
-    def __init__(self, cfg: Resolved, spaces: Spaces):
+    def __init__(self, cfg: Resolved | list[Resolved], spaces: Spaces):
         super().__init__(cfg, spaces)
-        self.q = self.build_modules(cfg, spaces, self.init)["q"].to(self.device)
-        self.opt = torch.optim.Adam(self._param_groups(), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
-        self.q_net = self.sparse_network("q", self.q, self.opt)
+        cfg = self.cfg
+        modules = [self.build_modules(m.cfg, spaces, m.init)["q"] for m in self.members]
+        make = lambda q: torch.optim.Adam(self._param_groups(q), lr=cfg.lr, eps=cfg.adam_eps, fused=True)  # noqa: E731
+        self.q, self.q_net = self.trained_network("q", modules, make)
+        self.opt = self.q_net.training.optimizer
         self.targets = Targets([self.q_net], cfg.sparse_targets)
         (self.q_target,) = self.targets.modules
-        self.eval_rng = np.random.default_rng(cfg.seed + 2)  # ε_eval draws: the training stream stays as it is
+        # ε_eval draws, one stream per member: the training streams stay as they are
+        self.eval_rngs = [np.random.default_rng(m.cfg.seed + 2) for m in self.members]
 
-    def _param_groups(self) -> list[dict[str, Any]]:
+    def _param_groups(self, q: nn.Module) -> list[dict[str, Any]]:
         """Keras' L2 (TF-Agents' DQN): wd·Σw² over the hidden kernels only, whose gradient
         2·wd·w is Adam's coupled weight decay 2·wd on those tensors."""
-        layers = self.q.weight_layers()
-        hidden = {id(w.layer.param) for w in layers if not w.is_output}
-        decayed = [p for p in self.q.parameters() if id(p) in hidden]
-        rest = [p for p in self.q.parameters() if id(p) not in hidden]
+        hidden = {id(w.layer.param) for w in q.weight_layers() if not w.is_output}
+        decayed = [p for p in q.parameters() if id(p) in hidden]
+        rest = [p for p in q.parameters() if id(p) not in hidden]
         return [{"params": decayed, "weight_decay": 2 * self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
     # --- acting ------------------------------------------------------------------------------
@@ -136,23 +138,38 @@ class DQN(ReplayAgent):
         progress = min(max(self.env_steps - cfg.warmup_steps, 0) / cfg.epsilon_decay_steps, 1.0)
         return cfg.epsilon_start + progress * (cfg.epsilon_end - cfg.epsilon_start)
 
-    def policy(self, obs: torch.Tensor, explore: bool) -> int:
-        eps, rng = (self.epsilon(), self.rng) if explore else (self.cfg.epsilon_eval, self.eval_rng)
-        if eps > 0 and rng.random() < eps:
-            return int(rng.integers(self.spaces.action_dim))
-        return int(self.q(obs).argmax(dim=1).item())
+    def policy(self, obs: torch.Tensor, explore: bool):
+        eps = self.epsilon() if explore else self.cfg.epsilon_eval
+        rngs = [m.rng for m in self.members] if explore else self.eval_rngs
+        greedy = None
+        actions = []
+        for g, rng in enumerate(rngs):  # each member's ε draw from its own stream
+            if eps > 0 and rng.random() < eps:
+                actions.append(int(rng.integers(self.spaces.action_dim)))
+                continue
+            if greedy is None:
+                greedy = self.q(obs).argmax(dim=-1).reshape(-1).tolist()  # all members in one pass
+            actions.append(int(greedy[g]))
+        return actions if self.grouped else actions[0]
 
     # --- learning ----------------------------------------------------------------------------
+    def td_loss(self, q: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean TD loss over the batch (a group: each member's, summed)."""
+        if not self.grouped:
+            return F.mse_loss(q, y) if self.cfg.loss == "mse" else F.smooth_l1_loss(q, y)
+        loss = F.mse_loss if self.cfg.loss == "mse" else F.smooth_l1_loss
+        return loss(q, y, reduction="none").mean(-1).sum()
+
     def learn(self, batch) -> dict[str, Any]:
         cfg = self.cfg
         obs, action, reward, next_obs, not_done = batch
-        reward = reward.squeeze(1)
+        reward = reward.squeeze(-1)
         if cfg.reward_clip:
             reward = reward.clamp(-1.0, 1.0)
         with torch.no_grad():
-            y = reward + cfg.gamma * not_done.squeeze(1) * self.q_target(next_obs).max(dim=1).values
-        q = self.q(obs).gather(1, action.unsqueeze(1)).squeeze(1)
-        loss = F.mse_loss(q, y) if cfg.loss == "mse" else F.smooth_l1_loss(q, y)
+            y = reward + cfg.gamma * not_done.squeeze(-1) * self.q_target(next_obs).max(dim=-1).values
+        q = self.q(obs).gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        loss = self.td_loss(q, y)
         self.opt.zero_grad(set_to_none=False)
         loss.backward()
         self.q_net.training.step(self.grad_step)
@@ -164,8 +181,10 @@ class DQN(ReplayAgent):
         return {"q": self.q, "q_target": self.q_target, "opt": self.opt}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "eval_rng": self.eval_rng.bit_generator.state}
+        rngs = [r.bit_generator.state for r in self.eval_rngs]
+        return {**super().state_dict(), "eval_rng": rngs if self.grouped else rngs[0]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.eval_rng.bit_generator.state = state["eval_rng"]
+        for rng, s in zip(self.eval_rngs, self.per_member(state["eval_rng"])):
+            rng.bit_generator.state = s

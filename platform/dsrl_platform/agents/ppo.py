@@ -26,10 +26,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from dsrl_platform.agents.base import pick_device
+from dsrl_platform.agents.base import GroupableAgent
 from dsrl_platform.agents.networks import MLP, mean_head, orthogonal, value_head
 from dsrl_platform.agents.protocol import Spaces, Transition
-from dsrl_platform.agents.sparsity import build_sparse_network
+from dsrl_platform.agents.stacked import StackedMLP
 from dsrl_platform.buffers.rollout import Rollout, RunningMeanStd
 from dsrl_platform.config import Resolved, RunConfig
 from dsrl_platform.config.papers import GRAESSER_PPO
@@ -107,7 +107,38 @@ class Actor(nn.Module):
         return [*self.mean.biases(), self.std_bias]
 
 
-class PPO:
+class StackedActor(nn.Module):
+    """A group's actors: stacked mean networks, std biases (G, A)."""
+
+    def __init__(self, members: list[Actor]):
+        super().__init__()
+        self.mean = StackedMLP([m.mean for m in members])
+        self.std_bias = nn.Parameter(torch.stack([m.std_bias.detach() for m in members]))
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        std = nn.functional.softplus(self.std_bias).unsqueeze(1).expand(obs.shape[0], obs.shape[1], -1)
+        return torch.tanh(self.mean(obs)), std
+
+    def weight_layers(self, g: int = 0):
+        return self.mean.weight_layers(g)
+
+    def biases(self, g: int = 0) -> list[torch.Tensor]:
+        return [*self.mean.biases(g), self.std_bias[g]]
+
+
+Actor.stacked = StackedActor  # the group form agents/stacked.py uses
+
+
+def clip_grad_norm_per_member_(params: list[torch.Tensor], max_norm: float) -> None:
+    """clip_grad_norm_ for each member of stacked parameters (leading group dimension)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    sq = sum(g.pow(2).flatten(1).sum(1) for g in grads)  # (G,)
+    scale = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+
+
+class PPO(GroupableAgent):
     acting_network = "actor"
 
     @classmethod
@@ -115,30 +146,29 @@ class PPO:
         return {"actor": Actor(spaces.obs_dim, cfg.hidden_for("actor"), spaces.action_dim, generator),
                 "value": MLP(spaces.obs_dim, cfg.hidden_for("value"), 1, generator, "value", orthogonal, value_head)}
 
-    def __init__(self, cfg: Resolved, spaces: Spaces):
-        self.cfg, self.spaces = cfg, spaces
-        self.device = pick_device(cfg.device)
-        self.init = torch.Generator().manual_seed(cfg.seed)  # weights and masks
-        self.noise = torch.Generator(self.device).manual_seed(cfg.seed + 1)  # actions, minibatches
+    def __init__(self, cfg: Resolved | list[Resolved], spaces: Spaces):
+        super().__init__(cfg, spaces)
+        cfg = self.cfg
         low, high = np.array(spaces.action_low), np.array(spaces.action_high)
         self.low, self.high = low.astype(np.float32), high.astype(np.float32)
         self.action_scale = torch.as_tensor((high - low) / 2, dtype=torch.float32, device=self.device)
         self.action_bias = torch.as_tensor((high + low) / 2, dtype=torch.float32, device=self.device)
-        modules = self.build_modules(cfg, spaces, self.init)
-        self.actor, self.value = modules["actor"].to(self.device), modules["value"].to(self.device)
+        members = [self.build_modules(m.cfg, spaces, m.init) for m in self.members]
         rate = cfg.grad_steps_per_rollout / cfg.rollout_steps
-        self.networks: dict[str, SparseNetwork] = {}
+        make = lambda module: torch.optim.Adam(self._param_groups(module), lr=cfg.lr, eps=cfg.adam_eps, fused=True)  # noqa: E731
         self.optimizers = {}
-        for name, module in modules.items():
-            opt = torch.optim.Adam(self._param_groups(module), lr=cfg.lr, eps=cfg.adam_eps, fused=True)
-            self.optimizers[name] = opt
-            self.networks[name] = build_sparse_network(name, module, opt, cfg, self.init, cfg.minibatch_size, rate)
-        self.rollout = Rollout(cfg.rollout_steps, spaces.obs_shape, spaces.action_dim)
-        self.obs_stats = RunningMeanStd(spaces.obs_shape)
-        self.reward_stats = RunningMeanStd()
+        for name in ("actor", "value"):
+            module, net = self.trained_network(name, [m[name] for m in members], make, cfg.minibatch_size, rate)
+            setattr(self, name, module)
+            self.optimizers[name] = net.training.optimizer
+        G = len(self.members)
+        self.rollouts = [Rollout(cfg.rollout_steps, spaces.obs_shape, spaces.action_dim) for _ in range(G)]
+        self.obs_stats = [RunningMeanStd(spaces.obs_shape) for _ in range(G)]
+        self.reward_stats = [RunningMeanStd() for _ in range(G)]
+        self.rollout = self.rollouts[0]
         self.iterations = 0
-        self.grad_step = 0
-        self._pending: tuple[np.ndarray, np.ndarray, float, float] | None = None  # what act() chose
+        self._pending: list | None = None  # what act() chose, per member
+        self._last_next_obs = [np.zeros(spaces.obs_shape, np.float32) for _ in range(G)]
 
     def _param_groups(self, module: nn.Module) -> list[dict[str, Any]]:
         """TF-Agents' agent-level L2, wd·Σw² on every kernel: Adam's coupled decay 2·wd on the weights."""
@@ -148,11 +178,18 @@ class PPO:
         return [{"params": decayed, "weight_decay": 2 * self.cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
     # --- acting ------------------------------------------------------------------------------
-    def _normalize(self, obs: np.ndarray) -> np.ndarray:
+    def _normalize(self, g: int, obs: np.ndarray) -> np.ndarray:
         if not self.cfg.normalize_obs:
             return np.asarray(obs, np.float32)
-        z = (obs - self.obs_stats.mean) / np.sqrt(self.obs_stats.var + 1e-8)
+        stats = self.obs_stats[g]
+        z = (obs - stats.mean) / np.sqrt(stats.var + 1e-8)
         return np.clip(z, -OBS_CLIP, OBS_CLIP).astype(np.float32)
+
+    def _inputs(self, xs: list[np.ndarray]) -> torch.Tensor:
+        """Normalised observations as the networks take them: (1, obs), a group (G, 1, obs)."""
+        if not self.grouped:
+            return torch.as_tensor(xs[0], device=self.device).unsqueeze(0)
+        return torch.as_tensor(np.stack(xs), device=self.device).unsqueeze(1)
 
     def _scale(self, squashed: torch.Tensor) -> torch.Tensor:
         return squashed * self.action_scale + self.action_bias
@@ -161,96 +198,123 @@ class PPO:
         return (-((action - mean) ** 2) / (2 * std**2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(-1)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, explore: bool) -> np.ndarray:
+    def act(self, obs, explore: bool):
+        obs = self.per_member(obs)
         if explore and self.cfg.normalize_obs:
-            self.obs_stats.update(obs)
-        x = self._normalize(obs)
-        t = torch.as_tensor(x, device=self.device).unsqueeze(0)
+            for stats, o in zip(self.obs_stats, obs):
+                stats.update(o)
+        xs = [self._normalize(g, o) for g, o in enumerate(obs)]
+        t = self._inputs(xs)
         squashed, std = self.actor(t)
         mean, std = self._scale(squashed), std * self.action_scale
         if not explore:
-            return np.clip(mean.squeeze(0).cpu().numpy(), self.low, self.high)
-        action = mean + std * torch.randn(mean.shape, generator=self.noise, device=self.device)
-        log_prob = float(self._log_prob(mean, std, action))
-        value = float(self.value(t))
-        raw = action.squeeze(0).cpu().numpy()
-        self._pending = (x, raw, log_prob, value)
-        return np.clip(raw, self.low, self.high)  # the env gets a valid action; the rollout keeps the sample
+            means = mean.reshape(len(xs), -1).cpu().numpy()
+            actions = [np.clip(m, self.low, self.high) for m in means]
+            return actions if self.grouped else actions[0]
+        action = mean + std * self.randn(mean.shape)
+        log_probs = self._log_prob(mean, std, action).reshape(-1).tolist()
+        values = self.value(t).reshape(-1).tolist()
+        raws = list(action.reshape(len(xs), -1).cpu().numpy())
+        self._pending = list(zip(xs, raws, log_probs, values))
+        # the env gets a valid action; the rollout keeps the sample
+        actions = [np.clip(raw, self.low, self.high) for raw in raws]
+        return actions if self.grouped else actions[0]
 
-    def observe(self, t: Transition) -> None:
+    def observe(self, t) -> None:
         assert self._pending is not None, "observe() follows act(explore=True)"
-        x, raw, log_prob, value = self._pending
+        transitions = self.per_member(t)
+        truncated = [tr.truncated and not tr.terminated for tr in transitions]
+        next_values = self._values_of([tr.next_obs for tr in transitions]) if any(truncated) else None
+        for g, (tr, (x, raw, log_prob, value)) in enumerate(zip(transitions, self._pending)):
+            reward = tr.reward
+            if self.cfg.scale_rewards:
+                stats = self.reward_stats[g]
+                stats.update(np.array([reward]))
+                reward = float(np.clip(reward / math.sqrt(stats.var + 1e-8), -REWARD_CLIP, REWARD_CLIP))
+            next_value = next_values[g] if truncated[g] else 0.0
+            self.rollouts[g].add(x, raw, log_prob, value, reward, tr.terminated, tr.truncated, next_value)
+            self._last_next_obs[g] = tr.next_obs
         self._pending = None
-        reward = t.reward
-        if self.cfg.scale_rewards:
-            self.reward_stats.update(np.array([reward]))
-            reward = float(np.clip(reward / math.sqrt(self.reward_stats.var + 1e-8), -REWARD_CLIP, REWARD_CLIP))
-        next_value = self._value_of(t.next_obs) if t.truncated and not t.terminated else 0.0
-        self.rollout.add(x, raw, log_prob, value, reward, t.terminated, t.truncated, next_value)
-        self._last_next_obs = t.next_obs
 
     @torch.no_grad()
-    def _value_of(self, obs: np.ndarray) -> float:
-        return float(self.value(torch.as_tensor(self._normalize(obs), device=self.device).unsqueeze(0)))
+    def _values_of(self, obs: list[np.ndarray]) -> list[float]:
+        return self.value(self._inputs([self._normalize(g, o) for g, o in enumerate(obs)])).reshape(-1).tolist()
 
     def updates_due(self, step: int) -> int:
         return int(self.rollout.full)
 
     # --- learning ----------------------------------------------------------------------------
     def update(self) -> Mapping[str, Any]:
-        cfg, ro = self.cfg, self.rollout
+        cfg = self.cfg
         # the next rollout starts from the observation after the last step (unless it was a reset)
-        last_done = ro.terminated[-1] or ro.truncated[-1]
-        last_value = 0.0 if last_done else self._value_of(self._last_next_obs)
-        adv, returns = ro.advantages(last_value, cfg.gamma, cfg.gae_lambda)
+        last = self._values_of(self._last_next_obs)
+        adv, returns = zip(*[ro.advantages(0.0 if ro.terminated[-1] or ro.truncated[-1] else last[g],
+                                           cfg.gamma, cfg.gae_lambda) for g, ro in enumerate(self.rollouts)])
         if cfg.lr_decay:
             total = max(cfg.steps // cfg.rollout_steps, 1)
             for opt in self.optimizers.values():
                 for group in opt.param_groups:
                     group["lr"] = cfg.lr * max(1.0 - self.iterations / total, 0.0)
-        as_t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
-        obs, actions, old_log_probs = as_t(ro.obs), as_t(ro.actions), as_t(ro.log_probs)
+        as_t = lambda arrays: torch.as_tensor(np.stack(arrays) if self.grouped else arrays[0], device=self.device)  # noqa: E731
+        obs, actions = as_t([ro.obs for ro in self.rollouts]), as_t([ro.actions for ro in self.rollouts])
+        old_log_probs = as_t([ro.log_probs for ro in self.rollouts])
         adv_t, returns_t = as_t(adv), as_t(returns)
         params = [p for m in (self.actor, self.value) for p in m.parameters()]
+        steps = self.rollout.steps
         metrics: dict[str, Any] = {}
         for _ in range(cfg.epochs):
-            order = torch.randperm(ro.steps, generator=self.noise, device=self.device)
-            for start in range(0, ro.steps, cfg.minibatch_size):
-                idx = order[start:start + cfg.minibatch_size]
-                metrics = self._step(obs[idx], actions[idx], old_log_probs[idx], adv_t[idx], returns_t[idx], params)
-        ro.clear()
+            if not self.grouped:
+                order = torch.randperm(steps, generator=self.noise, device=self.device)
+            else:  # each member's own minibatch order
+                order = torch.stack([torch.randperm(steps, generator=m.noise, device=self.device) for m in self.members])
+            for start in range(0, steps, cfg.minibatch_size):
+                idx = order[..., start:start + cfg.minibatch_size]
+                take = (lambda x: x[idx]) if not self.grouped else \
+                    (lambda x: x[torch.arange(len(self.members), device=self.device).unsqueeze(1), idx])
+                metrics = self._step(take(obs), take(actions), take(old_log_probs), take(adv_t), take(returns_t), params)
+        for ro in self.rollouts:
+            ro.clear()
         self.iterations += 1
         return metrics
 
     def _step(self, obs, actions, old_log_probs, adv, returns, params) -> dict[str, Any]:
         cfg = self.cfg
         self.grad_step += 1
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8) if adv.numel() > 1 else adv
+        if adv.shape[-1] > 1:  # advantages normalised per minibatch (per member)
+            if self.grouped:
+                adv = (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, keepdim=True) + 1e-8)
+            else:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         squashed, std = self.actor(obs)
         mean, std = self._scale(squashed), std * self.action_scale
         ratio = (self._log_prob(mean, std, actions) - old_log_probs).exp()
-        policy_loss = -torch.min(ratio * adv, ratio.clamp(1 - cfg.clip_ratio, 1 + cfg.clip_ratio) * adv).mean()
-        value_loss = (self.value(obs).squeeze(-1) - returns).pow(2).mean()
-        entropy = (0.5 + 0.5 * math.log(2 * math.pi) + std.log()).sum(-1).mean()
+        policy_loss = -self.batch_mean(torch.min(ratio * adv, ratio.clamp(1 - cfg.clip_ratio, 1 + cfg.clip_ratio) * adv))
+        value_loss = self.batch_mean((self.value(obs).squeeze(-1) - returns).pow(2))
+        entropy = self.batch_mean((0.5 + 0.5 * math.log(2 * math.pi) + std.log()).sum(-1))
         loss = policy_loss + cfg.value_coef * value_loss - cfg.entropy_coef * entropy
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=False)
         loss.backward()
         if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            if self.grouped:
+                clip_grad_norm_per_member_(params, cfg.max_grad_norm)
+            else:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         for net in self.networks.values():
             net.training.step(self.grad_step)
         return {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach()}
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"modules": {"actor": self.actor.state_dict(), "value": self.value.state_dict()},
-                "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-                "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
-                "rollout": self.rollout.state_dict(), "obs_stats": self.obs_stats.state_dict(),
-                "reward_stats": self.reward_stats.state_dict(), "noise": self.noise.get_state(),
-                "iterations": self.iterations, "grad_step": self.grad_step,
-                "last_next_obs": np.asarray(getattr(self, "_last_next_obs", np.zeros(self.spaces.obs_shape)))}
+        per_member = [{"rollout": ro.state_dict(), "obs_stats": o.state_dict(), "reward_stats": r.state_dict(),
+                       "last_next_obs": np.asarray(n), **m.state_dict()}
+                      for ro, o, r, n, m in zip(self.rollouts, self.obs_stats, self.reward_stats,
+                                                self._last_next_obs, self.members)]
+        state = {"modules": {"actor": self.actor.state_dict(), "value": self.value.state_dict()},
+                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
+                 "iterations": self.iterations, "grad_step": self.grad_step}
+        return {**state, "members": per_member} if self.grouped else {**state, **per_member[0]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.actor.load_state_dict(state["modules"]["actor"])
@@ -259,9 +323,10 @@ class PPO:
             opt.load_state_dict(state["optimizers"][k])
         for k, net in self.networks.items():
             net.training.load_state_dict(state["sparse"][k])
-        self.rollout.load_state_dict(state["rollout"])
-        self.obs_stats.load_state_dict(state["obs_stats"])
-        self.reward_stats.load_state_dict(state["reward_stats"])
-        self.noise.set_state(state["noise"])
+        for g, s in enumerate(state["members"] if self.grouped else [state]):
+            self.rollouts[g].load_state_dict(s["rollout"])
+            self.obs_stats[g].load_state_dict(s["obs_stats"])
+            self.reward_stats[g].load_state_dict(s["reward_stats"])
+            self._last_next_obs[g] = s["last_next_obs"]
+            self.members[g].load_state_dict(s)
         self.iterations, self.grad_step = int(state["iterations"]), int(state["grad_step"])
-        self._last_next_obs = state["last_next_obs"]

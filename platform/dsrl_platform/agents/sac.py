@@ -54,22 +54,27 @@ class SAC(ActorCritic):
 
     def __init__(self, cfg, spaces):
         super().__init__(cfg, spaces)
-        self.log_alpha = torch.tensor(math.log(cfg.alpha) if cfg.alpha > 0 else -20.0, device=self.device,
-                                      requires_grad=cfg.learn_alpha)
+        cfg = self.cfg
+        shape = (len(self.members),) if self.grouped else ()  # one temperature per member
+        self.log_alpha = torch.full(shape, math.log(cfg.alpha) if cfg.alpha > 0 else -20.0, device=self.device,
+                                    requires_grad=cfg.learn_alpha)
         self.target_entropy = -spaces.action_dim / 2 if cfg.target_entropy is None else cfg.target_entropy
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.lr) if cfg.learn_alpha else None
 
     @property
     def alpha(self) -> float | torch.Tensor:
-        return self.log_alpha.detach().exp() if self.cfg.learn_alpha else self.cfg.alpha
+        if not self.cfg.learn_alpha:
+            return self.cfg.alpha
+        alpha = self.log_alpha.detach().exp()
+        return alpha.unsqueeze(-1) if self.grouped else alpha  # (G, 1): broadcast over the batch
 
     def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """A tanh-squashed Gaussian action in [-1, 1] and its log-probability."""
         mean, log_std = self.actor(obs).chunk(2, dim=-1)
         if deterministic:
-            return torch.tanh(mean), torch.zeros(mean.shape[0], device=self.device)
+            return torch.tanh(mean), torch.zeros(mean.shape[:-1], device=self.device)
         log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
-        eps = torch.randn(mean.shape, generator=self.noise, device=self.device)
+        eps = self.randn(mean.shape)
         pre_tanh = mean + log_std.exp() * eps
         action = torch.tanh(pre_tanh)
         # log N(pre_tanh) − Σ log(1 − tanh²), the latter in the stable form 2(log2 − u − softplus(−2u)).
@@ -90,8 +95,8 @@ class SAC(ActorCritic):
         alpha = self.alpha
         with torch.no_grad():
             next_action, next_log_prob = self.sample(next_obs)
-            q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=0).values
-            y = self.td_reward(reward) + cfg.gamma * not_done.squeeze(1) * (q_next - alpha * next_log_prob)
+            q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=-2).values
+            y = self.td_reward(reward) + cfg.gamma * not_done.squeeze(-1) * (q_next - alpha * next_log_prob)
 
         q = self.critic(obs, action)
         critic_loss = self.critic_loss(q, y)
@@ -99,12 +104,13 @@ class SAC(ActorCritic):
 
         new_action, log_prob = self.sample(obs)
         with frozen(self.critic):
-            q_new = self.critic(obs, self.scale(new_action)).min(dim=0).values
-        actor_loss = (alpha * log_prob - q_new).mean()
+            q_new = self.critic(obs, self.scale(new_action)).min(dim=-2).values
+        actor_loss = self.batch_mean(alpha * log_prob - q_new)
         self.actor_step(actor_loss)
 
         if self.alpha_opt is not None:  # TF-Agents: the loss on log α, −log α·(log π + H_target)
-            alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
+            log_alpha = self.log_alpha.unsqueeze(-1) if self.grouped else self.log_alpha
+            alpha_loss = -self.batch_mean(log_alpha * (log_prob.detach() + self.target_entropy))
             self.alpha_opt.zero_grad()
             alpha_loss.backward()
             self.alpha_opt.step()

@@ -14,6 +14,7 @@ from torch import nn
 from dsrl_platform.config import Resolved
 from dsrl_platform.methods import METHODS
 from dsrl_platform.sparse import distributions, updaters
+from dsrl_platform.sparse.group import GroupNetwork, GroupTraining, TopologyView
 from dsrl_platform.sparse.init import sparse_init_
 from dsrl_platform.sparse.network import SparseNetwork, WeightLayer
 from dsrl_platform.sparse.topology import Topology
@@ -70,3 +71,39 @@ def build_sparse_network(name: str, module: nn.Module, optimizer: torch.optim.Op
     updater = updaters.UPDATERS[method.updater](topology, generator=generator, **options)
     training = updaters.SparseTraining(topology, updater, optimizer, replaces_step=bool(cfg.update_replaces_step))
     return SparseNetwork(name, module, layers, module.biases(), topology, training, batch_size, update_rate)
+
+
+def build_group_network(name: str, modules: list[nn.Module], cfgs: list[Resolved], generators: list[torch.Generator],
+                        make_optimizer, batch_size: int, update_rate: float, device: torch.device) -> GroupNetwork:
+    """A group's network from its members' modules (built one by one, each from its own
+    generator): each member gets its masks and updater exactly as an ungrouped run would, then
+    the members are stacked and their masks gathered into one group topology."""
+    from dsrl_platform.agents.stacked import stack  # the stacked forms of the networks
+
+    singles = [build_sparse_network(name, m, torch.optim.Adam(m.parameters()), c, g, batch_size, update_rate)
+               for m, c, g in zip(modules, cfgs, generators)]
+    module = stack(modules).to(device)
+    optimizer = make_optimizer(module)
+    G = len(modules)
+    per_member = [module.weight_layers(g) for g in range(G)]
+    if singles[0].topology is None:
+        training = GroupTraining(None, [s.training.updater for s in singles], optimizer)
+        views: list[TopologyView | None] = [None] * G
+        topology = None
+    else:
+        sparse_names = [layer.name for layer in singles[0].topology.layers]
+        layers, masks, indices = [], [], []
+        for g, single in enumerate(singles):
+            by_name = {w.layer.name: w.layer for w in per_member[g]}
+            indices.append(list(range(len(layers), len(layers) + len(sparse_names))))
+            layers += [by_name[n] for n in sparse_names]
+            masks += [single.topology.mask(i).to(device) for i in range(len(sparse_names))]
+        topology = Topology(layers, None, None, masks=masks)
+        views = [TopologyView(topology, idx) for idx in indices]
+        for single, view in zip(singles, views):
+            single.training.updater.topology = view
+        training = GroupTraining(topology, [s.training.updater for s in singles], optimizer,
+                                 replaces_step=bool(cfgs[0].update_replaces_step))
+    members = [SparseNetwork(name, module, per_member[g], module.biases(g), views[g], training.member(g),
+                             batch_size, update_rate) for g in range(G)]
+    return GroupNetwork(name, module, topology, training, members)

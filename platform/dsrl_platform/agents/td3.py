@@ -50,7 +50,7 @@ class TD3(ActorCritic):
     def action(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
         action = torch.tanh(self.actor(obs))
         if explore:  # Gaussian exploration, σ = exploration_noise · max action
-            noise = torch.randn(action.shape, generator=self.noise, device=self.device)
+            noise = self.randn(action.shape)
             action = (action + self.cfg.exploration_noise * noise).clamp(-1.0, 1.0)
         return self.scale(action)
 
@@ -63,20 +63,20 @@ class TD3(ActorCritic):
 
         with torch.no_grad():
             # Target policy smoothing: clipped Gaussian noise on the target action.
-            noise = torch.randn(action.shape, generator=self.noise, device=self.device)  # in [-1, 1] units
+            noise = self.randn(action.shape)  # in [-1, 1] units
             noise = (cfg.policy_noise * noise).clamp(-cfg.noise_clip, cfg.noise_clip)
             next_action = (torch.tanh(self.actor_target(next_obs)) + noise).clamp(-1.0, 1.0)
-            q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=0).values
-            y = self.td_reward(reward) + cfg.gamma * not_done.squeeze(1) * q_next
+            q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=-2).values
+            y = self.td_reward(reward) + cfg.gamma * not_done.squeeze(-1) * q_next
 
-        q = self.critic(obs, action)  # (2, B)
+        q = self.critic(obs, action)  # (2, B); a group: (G, 2, B)
         critic_loss = self.critic_loss(q, y)
         self.critic_step(critic_loss)
         metrics = {"critic_loss": critic_loss.detach()}
 
         if self.grad_step % cfg.policy_delay == 0:
             with frozen(self.critic):
-                actor_loss = -self.critic.q1(obs, self.scale(torch.tanh(self.actor(obs)))).mean()
+                actor_loss = -self.batch_mean(self.critic.q1(obs, self.scale(torch.tanh(self.actor(obs)))))
             self.actor_step(actor_loss)
             self.update_targets(cfg.tau)
             metrics["actor_loss"] = actor_loss.detach()

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 
-from .flops import ParamCounts, param_counts, training_flops
+from .flops import ParamCounts, training_flops
 from .topology import SparseLayer, Topology
 from .updaters import SparseTraining
 
@@ -72,9 +72,12 @@ class SparseNetwork:
         return training_flops(self.forward_flops(dense), self.batch_size)
 
     def param_counts(self, dense: bool = False) -> ParamCounts:
-        """Nonzero weights, and with biases (`dense`: as if unmasked)."""
-        weights = list({id(w.layer.param): w.layer.param for w in self.layers}.values())
-        return param_counts(weights, self.biases, None if dense else self.topology)
+        """Nonzero weights, and with biases (`dense`: as if unmasked) — Graesser's counting:
+        mask sums, every weight of an unmasked layer, every bias. Counted per layer, so a
+        network that is a region of stacked parameters (a group member) counts its own."""
+        nnz = self.nnz()
+        weights = sum(w.layer.weight.numel() if dense else nnz[w.layer.name] for w in self.layers)
+        return ParamCounts(weights, weights + sum(b.numel() for b in self.biases))
 
     @property
     def grad_steps(self) -> int:

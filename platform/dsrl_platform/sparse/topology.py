@@ -60,8 +60,12 @@ class Topology:
 
     `version` changes (to a number no other topology uses) whenever the masks change."""
 
-    def __init__(self, layers: list[SparseLayer], densities: list[float],
-                 generator: torch.Generator):
+    def __init__(self, layers: list[SparseLayer], densities: list[float] | None,
+                 generator: torch.Generator | None, *, masks: list[torch.Tensor] | None = None):
+        """Random masks with `densities` drawn from `generator`, or the given `masks` (one per
+        layer, 0/1 of the layer's shape: a group's topology takes its members' masks)."""
+        if masks is not None:
+            densities = [float(m.mean()) for m in masks]
         if len(densities) != len(layers):
             raise ValueError(f"densities: {len(densities)} values for {len(layers)} layers")
         for layer, d in zip(layers, densities):
@@ -82,7 +86,10 @@ class Topology:
         self._check_disjoint()
         self._views = [_region(self._masks[s], layer.index)
                        for s, layer in zip(self._slot, self.layers)]
-        for view, d in zip(self._views, densities):
+        for i, (view, d) in enumerate(zip(self._views, densities)):
+            if masks is not None:
+                view.copy_(masks[i])
+                continue
             # Exactly k ones at uniformly random positions: the first k of a random permutation
             # (drawn on the CPU generator, so the same seed gives the same mask on any device).
             n = view.numel()
