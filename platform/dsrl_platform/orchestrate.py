@@ -36,8 +36,9 @@ from ray import tune
 from dsrl_platform import config, names, progress
 from dsrl_platform.config import Resolved
 from dsrl_platform.paths import check_can_be_directory
-from dsrl_platform.spec import ExperimentSpec, Trial, grid_record, launch_key
+from dsrl_platform.spec import ExperimentSpec, Trial, grid_record, group_name, group_trials, launch_key
 from dsrl_platform.tracking import FAILED, FINISHED, KILLED, MlflowSink, Tracker, with_retries
+from dsrl_platform.train.sinks import MemorySink
 from dsrl_platform.tracking.liveness import Heartbeat
 
 PID_DIR = "workers"  # <experiment dir>/workers/<trial>.pid: the process training each trial
@@ -63,6 +64,7 @@ class LaunchOptions:
     gpus_per_trial: float | None = None
     max_failures: int | None = None
     progress_every_s: float = 30.0
+    group: str | int | None = None  # overrides the spec's resources.group
 
 
 @dataclass
@@ -81,43 +83,58 @@ class LaunchResult:
 
 # --- the trainable ------------------------------------------------------------------------------
 def run_trial(tune_config: dict[str, Any]) -> None:
-    """One grid point, resumable: Tune calls this again after a failure, with the checkpoint."""
+    """One Tune trial: a group of grid points (the seeds of one configuration; often one),
+    trained together, each member with its own MLflow run. Resumable: Tune calls this again
+    after a failure, with the checkpoint."""
     t = tune_config["trial"]
-    cfg = config.resolved(t["run"])  # the resolved config, as the launcher checked it
-    _set_threads(cfg.threads)
+    members = t["members"]
+    cfgs = [config.resolved(m["run"]) for m in members]  # resolved, as the launcher checked them
+    _set_threads(cfgs[0].threads)
     _write_pid(t)
+    cpu_start = time.process_time()
     tracker = Tracker(t["tracking_uri"])
     checkpoint = _resumable(tune.get_checkpoint())
-    run_id, finished = with_retries(lambda: tracker.open_trial(
-        t["experiment_id"], t["parent_run_id"], t["run_key"], t["name"], t["tags"], t["params"],
-        fresh=checkpoint is None), f"trial {t['name']}: opening its run")
-    if finished:  # done before (an earlier launch, or just before a crash): nothing to train
-        tune.report({"step": cfg.steps, "budget": cfg.steps, "skipped": True})
+    runs = [with_retries(lambda m=m: tracker.open_trial(
+        t["experiment_id"], t["parent_run_id"], m["run_key"], m["name"], m["tags"], m["params"],
+        fresh=checkpoint is None), f"trial {m['name']}: opening its run") for m in members]
+    if all(finished for _, finished in runs):  # done before (an earlier launch, or just before a crash)
+        tune.report({"step": cfgs[0].steps, "budget": cfgs[0].steps, "skipped": True})
         return
-    sink = MlflowSink(tracker, run_id, hold=True)
+    # a member finished in MLflow (a crash between two members' bookkeeping) trains on, unlogged
+    sinks = [MlflowSink(tracker, run_id, hold=True) if not finished else MemorySink() for run_id, finished in runs]
+    live = [(m, run_id) for m, (run_id, finished) in zip(members, runs) if not finished]
     try:
         from dsrl_platform.train.runner import Runner  # in the worker: torch, gymnasium, the agents
 
-        trainer = Runner(cfg, sink=sink)
-        tags = {names.TAG_SPARSITY: f"{float(trainer.sparsity):.6g}"}
+        runner = Runner(cfgs if len(cfgs) > 1 else cfgs[0], sinks if len(sinks) > 1 else sinks[0])
+        resumed = {}
         if checkpoint is not None:
             with checkpoint.as_directory() as directory:
-                trainer.load(directory)
-            tags[names.TAG_RESUMED_FROM] = str(trainer.step)
-        with_retries(lambda: tracker.set_tags(run_id, tags), f"trial {t['name']}: tagging its run")
-        last = _train(trainer, sink, cfg, t["checkpoint_every"])
-        sink.close()
-        with_retries(lambda: tracker.finish_trial(run_id), f"trial {t['name']}: marking it finished")
+                runner.load(directory)
+            resumed = {names.TAG_RESUMED_FROM: str(runner.step)}
+        for g, (m, (run_id, finished)) in enumerate(zip(members, runs)):
+            if not finished:
+                tags = {names.TAG_SPARSITY: f"{float(runner.member_sparsity(g)):.6g}", **resumed}
+                with_retries(lambda: tracker.set_tags(run_id, tags), f"trial {m['name']}: tagging its run")
+        keys = [m["run_key"] for m in members]
+        last, failures = _train(runner, sinks, runs, keys, tracker, cfgs[0], t["checkpoint_every"])
+        for sink in sinks:
+            sink.close()
+        for g, (m, (run_id, finished)) in enumerate(zip(members, runs)):
+            if not finished and m["run_key"] not in failures:
+                with_retries(lambda: tracker.finish_trial(run_id), f"trial {m['name']}: marking it finished")
     except BaseException as err:
         # Tune stops a trial (Ctrl-C on the launch) by raising SystemExit in its report(): the
-        # run is resumable, not failed. Deliver what checkpoints cover; a retry redoes the rest.
+        # runs are resumable, not failed. Deliver what checkpoints cover; a retry redoes the rest.
         status = KILLED if isinstance(err, SystemExit) else FAILED
-        _best_effort(sink.flush, lambda: tracker.end_trial(run_id, status))
+        for sink, (_, run_id) in zip([s for s, (_, f) in zip(sinks, runs) if not f], live):
+            _best_effort(sink.flush, lambda run_id=run_id: tracker.end_trial(run_id, status))
         raise
-    # The run is complete in MLflow: swap the last full checkpoint (replay buffer and all, GBs
+    last.update({"failed_members": failures, "cpu_s": time.process_time() - cpu_start})
+    # The runs are complete in MLflow: swap the last full checkpoint (replay buffers and all, GBs
     # for Humanoid) for a marker; Tune keeps one checkpoint per trial and drops the big one.
     with tempfile.TemporaryDirectory(prefix="dsrl-done-") as directory:
-        (Path(directory) / FINISHED_MARKER).write_text(run_id)
+        (Path(directory) / FINISHED_MARKER).write_text(" ".join(run_id for run_id, _ in runs))
         tune.report(last, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
@@ -129,20 +146,32 @@ def _resumable(checkpoint: tune.Checkpoint | None) -> tune.Checkpoint | None:
         return None if (Path(directory) / FINISHED_MARKER).exists() else checkpoint
 
 
-def _train(trainer: Any, sink: MlflowSink, cfg: Resolved, checkpoint_every: int) -> dict[str, Any]:
-    """Report every evaluation to Tune; checkpoint every n-th and the last, then release metrics."""
-    result: dict[str, Any] = {"step": trainer.step, "budget": cfg.steps}
-    for i, evaluation in enumerate(trainer.evaluations(), start=1):
-        result = {"step": evaluation.step, "budget": cfg.steps, "eval_return": evaluation.return_mean,
-                  "eval_return_std": evaluation.return_std}
-        if i % checkpoint_every and evaluation.step < cfg.steps:
+def _train(runner: Any, sinks: list, runs: list[tuple[str, bool]], keys: list[str], tracker: Tracker,
+           cfg: Resolved, checkpoint_every: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """Report every evaluation to Tune; checkpoint every n-th and the last, then release metrics.
+    A member that diverged is marked failed in MLflow with its reason; the others train on.
+    Returns (the last result, {run key: failure} of diverged members)."""
+    result: dict[str, Any] = {"step": runner.step, "budget": cfg.steps}
+    failures: dict[str, str] = {}
+    for i, point in enumerate(runner.group_evaluations(), start=1):
+        for m, (run_id, finished), key, sink in zip(runner.members, runs, keys, sinks):
+            if m.failed and key not in failures and not finished:
+                failures[key] = m.failed
+                _best_effort(sink.close, lambda run_id=run_id, m=m: tracker.fail_trial(run_id, m.failed))
+        alive = [e for e in point if e is not None]
+        step = alive[0].step if alive else runner.step
+        result = {"step": step, "budget": cfg.steps,
+                  "eval_return": float(sum(e.return_mean for e in alive) / len(alive)) if alive else float("nan"),
+                  "eval_return_std": float(sum(e.return_std for e in alive) / len(alive)) if alive else float("nan")}
+        if i % checkpoint_every and step < cfg.steps:
             tune.report(result)
             continue
         with tempfile.TemporaryDirectory(prefix="dsrl-ckpt-") as directory:
-            trainer.save(directory)
+            runner.save(directory)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
-        sink.release()  # these points are covered by the checkpoint: a retry will not redo them
-    return result
+        for sink in sinks:
+            sink.release()  # these points are covered by the checkpoint: a retry will not redo them
+    return result, failures
 
 
 def _set_threads(threads: int) -> None:
@@ -263,15 +292,20 @@ class _Plan:
     checkpoint_every: int
     storage: str
     exp_dir: str
+    group_size: int | None = 1  # members per Tune trial (None: every seed of a configuration)
 
     @classmethod
     def make(cls, spec: ExperimentSpec, key: str, opts: LaunchOptions) -> _Plan:
         res = spec.resources
         pick = lambda flag, value: value if flag is None else flag  # noqa: E731
         storage = _storage_path(opts.storage)
-        return cls(pick(opts.cpus_per_trial, res.cpus_per_trial), pick(opts.gpus_per_trial, res.gpus_per_trial),
+        gpus = pick(opts.gpus_per_trial, res.gpus_per_trial)
+        group = res.group_size(gpus) if opts.group is None else res.model_copy(update={"group": opts.group}).group_size(gpus)
+        return cls(pick(opts.cpus_per_trial, res.cpus_per_trial), gpus,
                    pick(opts.max_concurrent, res.max_concurrent), pick(opts.max_failures, res.max_failures),
-                   res.checkpoint_every, storage, _experiment_dir(storage, spec.name, key, opts.tracking_uri))
+                   res.checkpoint_every, storage,
+                   _experiment_dir(storage, spec.name, key if group == 1 else f"{key} group {group}", opts.tracking_uri),
+                   group)
 
 
 def _run_tune(plan: _Plan, todo: list[Trial], trials: list[Trial], done: set[str], tracker: Tracker,
@@ -280,15 +314,38 @@ def _run_tune(plan: _Plan, todo: list[Trial], trials: list[Trial], done: set[str
     _quiet_ray()
     _init_ray(opts, plan)
     local_dir = plan.exp_dir if "://" not in plan.exp_dir else None
-    entries = [_entry(t, tracker.uri, exp_id, parent_id, plan.checkpoint_every, local_dir) for t in todo]
+    groups = group_trials(todo, plan.group_size)
+    entries = [_entry(g, tracker.uri, exp_id, parent_id, plan.checkpoint_every, local_dir) for g in groups]
     callback = ProgressCallback([_state(t, "done" if t.run_key in done else "pending") for t in trials],
                                 opts.progress_every_s)
+    started = time.monotonic()
     try:
         tuner = _restore(plan, todo, out) or _new_tuner(entries, plan, callback)
         results = tuner.fit()
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own handler
         return {}, True
-    return {r.config["trial"]["run_key"]: r.error for r in results if r.error and r.config}, False
+    errors: dict[str, Any] = {}
+    cpu_s = 0.0
+    for r in results:
+        if not r.config:
+            continue
+        members = r.config["trial"]["members"]
+        if r.error:
+            errors.update({m["run_key"]: r.error for m in members})
+        metrics = r.metrics or {}
+        errors.update(metrics.get("failed_members") or {})  # diverged members of groups that finished
+        cpu_s += float(metrics.get("cpu_s") or 0.0)
+    _report_efficiency(cpu_s, time.monotonic() - started, out)
+    return errors, False
+
+
+def _report_efficiency(cpu_s: float, wall_s: float, out: Out) -> None:
+    """The grid's CPU efficiency: trials' CPU time over the cores' time (local Ray: all its CPUs)."""
+    if cpu_s <= 0 or wall_s <= 0 or not ray.is_initialized():
+        return
+    cores = ray.cluster_resources().get("CPU", 0) or 1
+    out(f"CPU efficiency {cpu_s / (cores * wall_s):.2f}: trials used {cpu_s:,.0f} CPU-s of "
+        f"{cores:g} cores × {wall_s:,.0f} s (the last attempt of each trial)")
 
 
 def _conclude(trials: list[Trial], errors: dict[str, Any], interrupted: bool, tracker: Tracker, exp_id: str,
@@ -316,14 +373,17 @@ def _conclude(trials: list[Trial], errors: dict[str, Any], interrupted: bool, tr
                         [t.name for t in failed])
 
 
-def _entry(t: Trial, uri: str, exp_id: str, parent_id: str, checkpoint_every: int, exp_dir: str | None) -> dict:
-    """What a Tune trial carries: everything the trainable needs, as plain data."""
-    return {"name": t.name, "group": f"{t.config.algo}/{t.method_name}", "env": t.config.env,
+def _entry(members: list[Trial], uri: str, exp_id: str, parent_id: str, checkpoint_every: int,
+           exp_dir: str | None) -> dict:
+    """What a Tune trial carries: everything the trainable needs for its group, as plain data."""
+    t, name = members[0], group_name(members)
+    return {"name": name, "group": f"{t.config.algo}/{t.method_name}", "env": t.config.env,
             "budget": t.config.steps, "warmup_steps": t.resolved.first_update_step(), "run_key": t.run_key,
-            "run": t.resolved.model_dump(mode="json"),
-            "tags": t.tags(), "params": t.resolved.model_dump(mode="json"), "tracking_uri": uri,
-            "experiment_id": exp_id, "parent_run_id": parent_id, "checkpoint_every": checkpoint_every,
-            "pid_dir": str(Path(exp_dir) / PID_DIR) if exp_dir else None}
+            "members": [{"name": m.name, "run_key": m.run_key, "run": m.resolved.model_dump(mode="json"),
+                         "tags": {**m.tags(), names.TAG_GROUP: name}, "params": m.resolved.model_dump(mode="json")}
+                        for m in members],
+            "tracking_uri": uri, "experiment_id": exp_id, "parent_run_id": parent_id,
+            "checkpoint_every": checkpoint_every, "pid_dir": str(Path(exp_dir) / PID_DIR) if exp_dir else None}
 
 
 def _storage_path(storage: str) -> str:
@@ -407,8 +467,8 @@ def _restore(plan: _Plan, todo: list[Trial], out: Out) -> tune.Tuner | None:
                                resume_errored=True)
     # Tune does not rerun trials it saw finish; if the tracking store lacks their finished run
     # (deleted by hand), start a fresh Tune experiment instead: MLflow decides what is done.
-    ended = {r.config["trial"]["run_key"] for r in tuner.get_results()
-             if r.config and not r.error and (r.metrics or {}).get("done")}
+    ended = {m["run_key"] for r in tuner.get_results() if r.config and not r.error and (r.metrics or {}).get("done")
+             for m in r.config["trial"].get("members", [])}
     stale = [t for t in todo if t.run_key in ended]
     if stale:
         if "://" in exp_dir:
@@ -469,8 +529,6 @@ class ProgressCallback(tune.Callback):
         states = {s.name: s for s in getattr(self, "planned", [])}  # (pickled by an older version)
         for trial in trials:
             t, r = trial.config["trial"], trial.last_result or {}
-            if t["name"] in states and states[t["name"]].status == "done":
-                continue  # finished before this launch, as the store says (restored Tune state may disagree)
             status = _TUNE_STATUS.get(trial.status, "pending")
             # Ended by an interruption, not finished; a trial restored from an earlier launch's Tune
             # state can lack Tune's `done` although it reached its budget.
@@ -478,8 +536,13 @@ class ProgressCallback(tune.Callback):
                 status = "pending"
             step = t["budget"] if status == "done" else int(r.get("step", 0))
             speed = self._speed.get(trial.trial_id) if status == "running" else None
-            states[t["name"]] = progress.TrialState(
-                t["name"], t["group"], t["env"], status, step, t["budget"], r.get("eval_return"), speed)
+            failed = r.get("failed_members") or {}
+            for m in t.get("members", [t]):  # every member of a group moves with it
+                if m["name"] in states and states[m["name"]].status == "done":
+                    continue  # finished before this launch, as the store says (restored Tune state may disagree)
+                member_status = "failed" if m.get("run_key") in failed else status
+                states[m["name"]] = progress.TrialState(
+                    m["name"], t["group"], t["env"], member_status, step, t["budget"], r.get("eval_return"), speed)
         return list(states.values())
 
     def _average_rate(self, states: list[progress.TrialState]) -> float | None:

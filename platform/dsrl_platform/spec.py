@@ -273,6 +273,43 @@ class Resources(BaseModel):
     max_concurrent: int | None = Field(None, gt=0, description="trials running at once (None: as many as the resources allow)")
     max_failures: int = Field(3, ge=0, description="retries of a failed trial, each from its last checkpoint")
     checkpoint_every: int = Field(1, gt=0, description="checkpoint at every n-th evaluation point (and always at the end)")
+    group: Literal["auto", "none", "seeds"] | Annotated[int, Field(ge=1)] = Field(
+        "auto", description="train the seeds of one configuration together in one trial, with stacked networks: "
+                            "none (one trial each), seeds (all of them), a group size, or auto (a few per CPU "
+                            "trial, more per GPU trial). Grouping changes neither the runs nor what they log")
+
+    def group_size(self, gpus: float | None = None) -> int | None:
+        """Members per group (None: as many as there are seeds)."""
+        if self.group == "auto":
+            return AUTO_GROUP_GPU if (self.gpus_per_trial if gpus is None else gpus) > 0 else AUTO_GROUP_CPU
+        return {"none": 1, "seeds": None}.get(self.group, self.group)  # type: ignore[arg-type]
+
+
+# `group: auto`: members per trial. On a CPU a few: per-operation overhead is shared, the
+# arithmetic is not; on a GPU many small agents fill the device (issue 12's bench measures both).
+AUTO_GROUP_CPU, AUTO_GROUP_GPU = 4, 16
+
+
+def group_trials(trials: list[Trial], size: int | None) -> list[list[Trial]]:
+    """Trials that differ only in their seed, in groups of at most `size` (grid order kept).
+    A group is what one Tune trial trains; each member keeps its own run."""
+    by_config: dict[str, list[Trial]] = {}
+    for t in trials:
+        key = json.dumps([t.label, t.resolved.model_dump(mode="json", exclude={"seed"})], sort_keys=True)
+        by_config.setdefault(key, []).append(t)
+    groups = []
+    for members in by_config.values():
+        step = size or len(members)
+        groups += [members[i:i + step] for i in range(0, len(members), step)]
+    return sorted(groups, key=lambda g: g[0].index)
+
+
+def group_name(members: list[Trial]) -> str:
+    """A group's name: its members' common name with their seeds, e.g. td3-ds-Pendulum-v1-s0+1+2."""
+    if len(members) == 1:
+        return members[0].name
+    common = members[0].name.rsplit("-s", 1)[0]
+    return f"{common}-s{'+'.join(str(t.config.seed) for t in members)}"
 
 
 class ExperimentSpec(BaseModel):

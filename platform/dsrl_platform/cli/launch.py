@@ -31,6 +31,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus-per-trial", type=float, help="overrides the spec's resources.cpus_per_trial")
     p.add_argument("--gpus-per-trial", type=float, help="overrides the spec's resources.gpus_per_trial")
     p.add_argument("--max-failures", type=int, help="retries per trial (overrides the spec)")
+    p.add_argument("--group", help="seeds trained together per trial: auto, none, seeds or a size "
+                                   "(overrides the spec's resources.group)")
     p.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
                    help="print progress this often (default 30)")
 
@@ -53,14 +55,24 @@ def handle(args: argparse.Namespace) -> int:
     opts = LaunchOptions(
         tracking_uri=tracking_uri, storage=args.storage, address=args.address,
         num_cpus=args.num_cpus, max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures, progress_every_s=args.progress_every)
+        gpus_per_trial=args.gpus_per_trial, max_failures=args.max_failures, progress_every_s=args.progress_every,
+        group=_group(args.group))
     result = launch(spec, trials, Path(args.spec), opts, out=lambda line: print(line, flush=True))
     print(f"{spec.name}: {result.finished}/{result.total} trials finished ({result.status}); "
           f"dsrl-platform status {spec.name!r} shows it from any terminal", flush=True)
     return result.exit_code
 
 
+def _group(value: str | None) -> str | int | None:
+    if value is None or value in ("auto", "none", "seeds"):
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ValueError(f"--group {value}: expected auto, none, seeds or a group size ≥ 1")
+
+
 def _check_flags(args: argparse.Namespace) -> None:
+    _group(args.group)
     for flag, least in _MINIMUM.items():
         value = getattr(args, flag)
         if value is not None and value < least:

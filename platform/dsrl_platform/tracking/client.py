@@ -393,6 +393,11 @@ class Tracker:
         self.client.set_tag(run_id, names.TAG_STATUS, names.STATUS_FINISHED)
         self.client.set_terminated(run_id, status=FINISHED)
 
+    def fail_trial(self, run_id: str, reason: str) -> None:
+        """A trial that cannot go on (its group trains on without it): FAILED, with why."""
+        self.client.set_tag(run_id, names.TAG_FAILURE, reason)
+        self.client.set_terminated(run_id, status=FAILED)
+
     def end_trial(self, run_id: str, status: str) -> None:
         """Mark an unfinished trial's run FAILED or KILLED (a relaunch sets it running again)."""
         run = self.client.get_run(run_id)
