@@ -231,10 +231,13 @@ def test_smoke_grid_runs_tags_metrics_and_idempotent_relaunch(work):
 
 
 # --- a worker SIGKILLed mid-run --------------------------------------------------------------------
-def test_killed_worker_resumes_from_its_checkpoint(work):
-    spec_path = work.spec("name: killed\ngrid: {algo: td3, method: ds, env: Pendulum-v1, seed: 1, steps: 6000}\n"
-                          + TINY + "resources: {max_failures: 2}\n")
-    _, (trial,) = load_trials(spec_path)
+@pytest.mark.parametrize("seeds", [1, 2], ids=["one-trial", "a-group-of-two"])
+def test_killed_worker_resumes_from_its_checkpoint(work, seeds):
+    """A SIGKILLed worker: Tune retries the trial from its checkpoint; every run continues its
+    own curve (a group: both members, trained in one process, resume together)."""
+    spec_path = work.spec(f"name: killed\ngrid: {{algo: td3, method: ds, env: Pendulum-v1, seed: {seeds}, steps: 6000}}\n"
+                          + TINY + "resources: {max_failures: 2, group: auto}\n")
+    _, trials = load_trials(spec_path)
     proc = work.start(work.launch_args(spec_path), "launch.log")
     log = work.dir / "launch.log"
     exp_dir = wait_for(lambda: next((work.dir / "ray_results").glob("killed-*"), None), 120, "the Tune experiment",
@@ -243,19 +246,24 @@ def test_killed_worker_resumes_from_its_checkpoint(work):
     # A checkpoint at step 2000 or later (the third evaluation), then kill the worker.
     wait_for(lambda: checkpoints(trial_dir) >= 2, 180, "a checkpoint at step 2000", proc, log)
     client = work.client()
-    run_before = trial_runs(client, "killed")[trial.run_key].info.run_id
-    pid = int((exp_dir / "workers" / f"{trial.name}.pid").read_text())
+    runs_before = {k: r.info.run_id for k, r in trial_runs(client, "killed").items()}
+    unit = trials[0].name if seeds == 1 else trials[0].name.rsplit("-s", 1)[0] + "-s0+1"
+    pid = int((exp_dir / "workers" / f"{unit}.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     assert proc.wait(timeout=400) == 0, log.read_text()[-3000:]
     text = log.read_text()
-    assert "failed; retrying from its last checkpoint" in text and "killed: 1/1 trials finished" in text
+    assert "failed; retrying from its last checkpoint" in text and f"killed: {seeds}/{seeds} trials finished" in text
 
-    run = trial_runs(client, "killed")[trial.run_key]
-    assert run.info.run_id == run_before  # the retry continued its own run
-    assert run.info.status == "FINISHED" and run.data.tags[names.TAG_ATTEMPTS] == "2"
-    resumed = int(run.data.tags[names.TAG_RESUMED_FROM])
-    assert resumed >= 2000 and resumed % 1000 == 0  # from a checkpoint, not from step 0
-    assert_one_curve(client, run.info.run_id, 6000, 1000)
+    runs = trial_runs(client, "killed")
+    assert {t.run_key for t in trials} == set(runs) and len(runs) == seeds
+    for t in trials:
+        run = runs[t.run_key]
+        assert run.info.run_id == runs_before[t.run_key]  # the retry continued its own run
+        assert run.info.status == "FINISHED" and run.data.tags[names.TAG_ATTEMPTS] == "2"
+        assert run.data.tags[names.TAG_GROUP] == unit and run.info.run_name == t.name
+        resumed = int(run.data.tags[names.TAG_RESUMED_FROM])
+        assert resumed >= 2000 and resumed % 1000 == 0  # from a checkpoint, not from step 0
+        assert_one_curve(client, run.info.run_id, 6000, 1000)
     # Tune's own record: the trial failed once and was restored (iterations counted anew).
     results = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines()]
     assert (trial_dir / "error.txt").exists()
