@@ -63,6 +63,7 @@ FLOPS_PER_STEP = {"dense": 100.0, "ds": 40.0, "static": 50.0}
 PARAMS = {"dense": 1000.0, "ds": 500.0, "static": 500.0}
 SPARSITY = {"dense": ["0.0"] * 3, "ds": ["0.5123", "0.5087", "0.5100"], "static": ["0.5"] * 3}
 T0 = 1_700_000_000_000  # ms
+BIASES = 100  # params/total_with_biases = params/total + BIASES in every run
 
 G_ENVS = {"HalfCheetah-v4": 1, "Hopper-v4": 3}  # env -> factor f
 G_OFFSETS = (0, 15, 45)  # seed -> o
@@ -105,7 +106,7 @@ def write_trial(client, exp_id, *, algo, method, env, seed, sparsity, budget, ev
                 final_evals, curve, flops_per_step, params, parent=None, status="FINISHED",
                 finished_tag=True, last_step=None, garbage_steps=(), name=None, variant=None,
                 networks=None, options=None):
-    """One trial run. `params`: params/total; `networks`: params/<network> (none if None);
+    """One trial run. `params`: params/total (+ BIASES: with biases); `networks`: params/<network> (none if None);
     `options`: more run params, JSON-encoded as the tracking client logs them."""
     tags = {names.TAG_ROLE: "trial", names.TAG_ALGO: algo, names.TAG_METHOD: method,
             names.TAG_ENV: env, names.TAG_SEED: str(seed), names.TAG_SPARSITY: sparsity,
@@ -132,6 +133,7 @@ def write_trial(client, exp_id, *, algo, method, env, seed, sparsity, budget, ev
                     Metric(names.TRAIN_FLOPS, flops_per_step * t, ts, t)]
     last, ts = steps[-1], T0 + 20 * budget  # metrics read at their latest value: logged once
     metrics += [Metric(names.TRAIN_FLOPS_DENSE, 100.0 * last, ts, last), Metric(names.PARAMS_TOTAL, params, ts, last),
+                Metric(names.PARAMS_TOTAL_WITH_BIASES, params + BIASES, ts, last),
                 *(Metric(names.params_metric(n), v, ts, last) for n, v in (networks or {}).items()),
                 Metric(names.SPARSITY_TOTAL, float(sparsity), ts, last)]
     if finished_tag:

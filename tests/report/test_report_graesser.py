@@ -131,7 +131,7 @@ def test_per_network_columns_for_every_algorithm(graesser):
     assert (ppo["params actor"], ppo["params value"], ppo["params critic"]) == ("30", "30", "—")
     matched = line(algo="sac", env="HalfCheetah-v4", method="dense_matched", level=0.9)
     assert (matched["method"], matched["params actor"], matched["params critic"]) == ("Dense (matched)", "100", "400")
-    assert matched["params vs dense"] == "0.10×"
+    assert (matched["params vs dense"], matched["params with biases"]) == ("0.10×", "600")
 
 
 def test_tables_name_the_score_and_matched_dense(graesser):

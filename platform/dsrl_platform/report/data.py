@@ -32,6 +32,7 @@ REPORT_RUN_NAME = "report"
 # Final values read from each run's latest metrics: column -> MLflow metric key.
 FINAL_METRICS: dict[str, str] = {
     "params_total": names.PARAMS_TOTAL,
+    "params_total_with_biases": names.PARAMS_TOTAL_WITH_BIASES,
     "train_flops": names.TRAIN_FLOPS,
     "train_flops_dense": names.TRAIN_FLOPS_DENSE,
     "sparsity_total": names.SPARSITY_TOTAL,

@@ -146,7 +146,8 @@ class Analysis:
                     return_std=("final_return", lambda s: s.std(ddof=STD_DDOF)),
                     lca_mean=("lca", "mean"), lca_std=("lca", lambda s: s.std(ddof=STD_DDOF)),
                     eval_every=("eval_every", "max"),
-                    params=("params_total", "mean"), **per_network, flops=("train_flops", "mean"),
+                    params=("params_total", "mean"), **per_network,
+                    params_with_biases=("params_total_with_biases", "mean"), flops=("train_flops", "mean"),
                     flops_dense_own=("train_flops_dense", "mean")).reset_index()
         dense = out[out["method"] == DENSE].set_index(REF)
         ref = out.set_index(REF).index

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from dsrl_platform.report import published
-from dsrl_platform.report.data import params_column
+from dsrl_platform.report.data import params_column, sparsity_option_column
 from dsrl_platform.report.scores import MATCHED_DENSE, SCORES, STD_DDOF, Analysis, method_display, method_label
 
 DASH = "—"
@@ -138,14 +138,17 @@ def costs_table(a: Analysis) -> Table:
         cols[f"params {n}"] = [fmt_int(x) for x in s[params_column(n)]]
     cols["params"] = [fmt_int(x) for x in s["params"]]
     cols["params vs dense"] = [fmt_rel(x) for x in s["params_rel"]]
+    cols["params with biases"] = [fmt_int(x) for x in s["params_with_biases"]]
     cols["train FLOPs"] = [fmt_sci(x) for x in s["flops"]]
     cols["FLOPs vs dense"] = [fmt_rel(x) for x in s["flops_rel"]]
     notes = ["params: nonzero weights at the end of training (no biases, targets excluded), per "
              "network and of every trained network together; FLOPs: cumulative training FLOPs; "
              "both relative to dense of the same algo × env × steps (FLOPs without a dense run: "
-             "relative to the run's own count of what dense would have spent).", *_matched_note(a)]
+             "relative to the run's own count of what dense would have spent). params with biases: "
+             "Graesser et al.'s count (nonzero weights and every bias), the one dense_matched matches.",
+             *_matched_note(a)]
     data = s[["algo", "env", "budget", "method", "level", "sparsity", *map(params_column, networks),
-              "params", "params_rel", "flops", "flops_rel"]]
+              "params", "params_rel", "params_with_biases", "flops", "flops_rel"]]
     return Table("costs", "Parameters and training FLOPs", data, _display(s, cols), notes)
 
 
@@ -176,7 +179,8 @@ def runs_table(a: Analysis) -> Table:
             "logged final return": [fmt(x) for x in r["summary_final_return"]],
             "params": [fmt_int(x) for x in r["params_total"]],
             "train FLOPs": [fmt_sci(x) for x in r["train_flops"]]}
-    data = r[["run_id", "run_name", "algo", "env", "budget", "method", "seed", "sparsity",
+    options = [sparsity_option_column(n) for n in a.data.networks]  # as resolved and logged
+    data = r[["run_id", "run_name", "algo", "env", "budget", "method", "seed", "sparsity", *options,
               "evaluations", "score_evals", "final_return", "lca", "summary_final_return", "summary_lca",
               "params_total", "train_flops"]]
     return Table("runs", "Finished runs", data, _display(r, cols),
@@ -259,7 +263,7 @@ def actor_critic_table(a: Analysis) -> Table:
     if s.empty and not a.runs.empty:
         notes.append("No method here sets the actor's and the critic's sparsity apart (grid.options: "
                      "actor_sparsity × critic_sparsity; experiments/graesser2022_actor_critic.yaml).")
-    return Table("actor_critic", "Actor vs critic sparsity", s, _display(s, cols), notes + _needs_dense(a, s))
+    return Table("actor_critic", "Actor vs critic sparsity", s, _display(s, cols), notes)
 
 
 # --- data quality -----------------------------------------------------------------------------
