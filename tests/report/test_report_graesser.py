@@ -9,7 +9,7 @@ from dsrl_platform.report.data import load_experiment
 from dsrl_platform.report.scores import Analysis, Options, score_window
 from dsrl_platform.report.tables import actor_critic_table, costs_table, iqm_table
 
-from report_synth import G_BUDGET, G_ENVS, G_OFFSETS, G_SAC, GRAESSER, GRAESSER_1M, g_score, row
+from report_synth import G_BUDGET, G_ENVS, G_OFFSETS, G_SAC, GRAESSER_1M, g_score, row
 
 SAC = dict(algo="sac", budget=G_BUDGET)
 C = {(m, a, c): k for m, a, c, k, _ in G_SAC}  # (method, actor sparsity, critic sparsity) -> c

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure as MplFigure
 
 from dsrl_platform.report import stats
-from dsrl_platform.report.scores import DENSE, GROUP, Analysis, is_matched_dense, method_display
+from dsrl_platform.report.scores import DENSE, GROUP, Analysis, method_display
 
 DPI = 100
 PANEL = (4.2, 3.0)  # inches per subplot
@@ -43,11 +43,10 @@ def _label(method: str, level: float, budget: int, budgets: int) -> str:
 
 
 def _colours(keys: list[tuple]) -> dict[tuple, str]:
-    """Dense black, matched dense grey, every other key (method, ...) its own tab10 colour,
-    stable across panels."""
-    fixed = {k: "black" if k[0] == DENSE else "grey" for k in keys if k[0] == DENSE or is_matched_dense(k[0])}
-    others = sorted(set(keys) - set(fixed))
-    return {**fixed, **{k: f"C{i % 10}" for i, k in enumerate(others)}}
+    """Dense black, every other key (method, ...) its own tab10 colour, stable across panels."""
+    others = sorted({k for k in keys if k[0] != DENSE})
+    return {**{k: "black" for k in keys if k[0] == DENSE},
+            **{k: f"C{i % 10}" for i, k in enumerate(others)}}
 
 
 LINE_STYLES = ("-", "--", ":", "-.")

@@ -137,8 +137,9 @@ class Analysis:
     # --- Sokar's tables -------------------------------------------------------------------
     @cached_property
     def summary(self) -> pd.DataFrame:
-        """One row per group: return and LCA (mean, std over seeds), costs absolute (also
-        params_<network> per network) and relative to dense, steps for the mean curve to reach dense's final return."""
+        """One row per group: return and LCA (mean, std over seeds), costs absolute (params
+        also per network: params_<network>) and relative to dense, steps for the mean curve to
+        reach dense's final return."""
         g = self.runs.groupby(GROUP, sort=True)
         per_network = {params_column(n): (params_column(n), "mean") for n in self.data.networks}
         out = g.agg(seeds=("seed", "size"), sparsity=("sparsity", "mean"),

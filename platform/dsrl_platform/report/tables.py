@@ -14,7 +14,8 @@ import pandas as pd
 
 from dsrl_platform.report import published
 from dsrl_platform.report.data import params_column, sparsity_option_column
-from dsrl_platform.report.scores import MATCHED_DENSE, SCORES, STD_DDOF, Analysis, method_display, method_label
+from dsrl_platform.report.scores import (MATCHED_DENSE, SCORES, STD_DDOF, Analysis, is_matched_dense, method_display,
+                                         method_label)
 
 DASH = "—"
 PUBLISHED_MARK = "(published)"
@@ -95,7 +96,7 @@ def _split_note(a: Analysis) -> list[str]:
 
 
 def _matched_note(a: Analysis) -> list[str]:
-    if not any(method_display(m) != m for m in a.runs["method"]):
+    if not any(map(is_matched_dense, a.runs["method"])):
         return []
     return [f"{MATCHED_DENSE}: dense_matched, a dense network with hidden widths solved so that its "
             "parameter count matches the sparse network at its sparsity level (Graesser et al. 2022), "
