@@ -15,19 +15,37 @@ Experiment "synth" (td3, budget 100 steps, evaluations every 10 steps at 0..100,
 Experiment "only-failed": one FAILED trial and nothing else.
 Experiment "sokar-1m" (td3 HalfCheetah-v4, 1e6 steps, evaluations every 5,000, final_evals 10):
   dense R(t) = 10000·t/1e6 + 100s, ds R(t) = 11000·t/1e6 + 100s, seeds 0 and 1; no launch run.
+
+Experiment "graesser" (budget 200, evaluations every 10 at 0..200: N = 21, so Graesser's last 10%
+is the last 2 (t = 190, 200), Sokar's final_evals 3 the last 3; one launch run):
+  sac, preset graesser, HalfCheetah-v4 (f = 1) and Hopper-v4 (f = 3), seeds 0, 1, 2 with offsets
+  o = 0, 15, 45: R(t) = f·(c·t + o). Score (last 10%) = f·(195c + o); dense (c = 1) mean 215f,
+  so every normalised score is (195c + o)/215, the same in both environments.
+    (method, actor sparsity, critic sparsity): c; sparsity tag
+    dense (null, null): 1; 0.0                 dense_matched (0.5, 0.5): 0.9; 0.5
+    dense_matched (0.9, 0.9): 0.6; 0.9         rigl (0.5, 0.5): 1.1; 0.5      rigl (0.9, 0.9): 0.8; 0.9
+    rigl (0.5, 0.9): 0.7; 0.8123               rigl (0.9, 0.5): 1.05; 0.5877
+  params/actor, params/critic: SAC_PARAMS below.
+  G_OTHERS, seeds 0, 1 (o = 0, 15), f = 1, dense and rigl at 0.9 (tags 0.0 / 0.9): ppo (networks
+  actor, value; options actor_sparsity, value_sparsity: null / 0.9) and dqn (network q, no
+  per-network option); weights per network × (1 − sparsity).
+Experiment "graesser-1m" (sac HalfCheetah-v4, 1e6 steps, evaluations every 100,000: N = 11, last 1;
+  preset graesser): dense R = 0.001t + 10s, dense_matched 0.9: 0.0008t + 10s, rigl 0.9:
+  0.0011t + 10s, seeds 0 and 1.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 
 from dsrl_platform import names
 
-SYNTH, SOKAR_1M, ONLY_FAILED = "synth", "sokar-1m", "only-failed"
+SYNTH, SOKAR_1M, ONLY_FAILED, GRAESSER, GRAESSER_1M = "synth", "sokar-1m", "only-failed", "graesser", "graesser-1m"
 ENV_A, ENV_B = "HalfCheetah-v4", "Pendulum-v1"
 BUDGET, EVERY, FINAL = 100, 10, 3
 STEPS = list(range(0, BUDGET + 1, EVERY))
@@ -45,6 +63,32 @@ FLOPS_PER_STEP = {"dense": 100.0, "ds": 40.0, "static": 50.0}
 PARAMS = {"dense": 1000.0, "ds": 500.0, "static": 500.0}
 SPARSITY = {"dense": ["0.0"] * 3, "ds": ["0.5123", "0.5087", "0.5100"], "static": ["0.5"] * 3}
 T0 = 1_700_000_000_000  # ms
+BIASES = 100  # params/total_with_biases = params/total + BIASES in every run
+
+G_ENVS = {"HalfCheetah-v4": 1, "Hopper-v4": 3}  # env -> factor f
+G_OFFSETS = (0, 15, 45)  # seed -> o
+G_BUDGET, G_FINAL = 200, 3
+G_SAC = [  # method, actor sparsity, critic sparsity, c, sparsity tag
+    ("dense", None, None, 1.0, "0.0"), ("dense_matched", 0.5, 0.5, 0.9, "0.5"),
+    ("dense_matched", 0.9, 0.9, 0.6, "0.9"), ("rigl", 0.5, 0.5, 1.1, "0.5"), ("rigl", 0.9, 0.9, 0.8, "0.9"),
+    ("rigl", 0.5, 0.9, 0.7, "0.8123"), ("rigl", 0.9, 0.5, 1.05, "0.5877"),
+]
+
+G_OTHERS = {  # algo -> env, dense weights per network, per-network options, c per method (rigl: 0.9)
+    "ppo": (ENV_A, {"actor": 300, "value": 300}, ("actor_sparsity", "value_sparsity"), {"dense": 1.0, "rigl": 0.5}),
+    "dqn": ("CartPole-v1", {"q": 2000}, (), {"dense": 1.0, "rigl": 2.0}),
+}
+
+
+def sac_params(actor: float | None, critic: float | None) -> dict[str, float]:
+    """Nonzero weights per network: 1000 actor and 4000 critic weights when dense; the matched
+    dense network has as many as the sparse one."""
+    return {"actor": round(1000 * (1 - (actor or 0))), "critic": round(4000 * (1 - (critic or 0)))}
+
+
+def g_score(c: float, seed: int) -> float:
+    """The normalised score of a graesser-experiment run (last 10%, by dense's mean 215f)."""
+    return (195 * c + G_OFFSETS[seed]) / 215
 
 
 @dataclass
@@ -55,11 +99,15 @@ class Store:
     sokar_id: str
     newer_parent: str
     older_parent: str
+    graesser_parent: str
 
 
 def write_trial(client, exp_id, *, algo, method, env, seed, sparsity, budget, eval_every,
                 final_evals, curve, flops_per_step, params, parent=None, status="FINISHED",
-                finished_tag=True, last_step=None, garbage_steps=(), name=None, variant=None):
+                finished_tag=True, last_step=None, garbage_steps=(), name=None, variant=None,
+                networks=None, options=None):
+    """One trial run. `params`: params/total (+ BIASES: with biases); `networks`: params/<network> (none if None);
+    `options`: more run params, JSON-encoded as the tracking client logs them."""
     tags = {names.TAG_ROLE: "trial", names.TAG_ALGO: algo, names.TAG_METHOD: method,
             names.TAG_ENV: env, names.TAG_SEED: str(seed), names.TAG_SPARSITY: sparsity,
             names.TAG_RUN_KEY: f"{algo}-{method}-{env}-{seed}", names.TAG_BUDGET: str(budget)}
@@ -67,35 +115,37 @@ def write_trial(client, exp_id, *, algo, method, env, seed, sparsity, budget, ev
         tags[names.TAG_PARENT] = parent
     if variant:
         tags[names.TAG_VARIANT] = variant
+    if finished_tag:  # the reader does not care when it was set: one write fewer
+        tags[names.TAG_STATUS] = names.STATUS_FINISHED
     label = f"{method}:{variant}" if variant else method
     run = client.create_run(exp_id, run_name=name or f"{algo}-{label}-{env}-s{seed}", tags=tags,
                             start_time=T0)
     rid = run.info.run_id
     steps = [t for t in range(0, budget + 1, eval_every) if last_step is None or t <= last_step]
     metrics = []
-    for t in steps:
+    for t in steps:  # the histories the report reads
         ts = T0 + t
         if t in garbage_steps:  # the crashed attempt's values, overwritten after the resume
             metrics += [Metric(names.EVAL_RETURN, 99999.0, ts, t),
                         Metric(names.TRAIN_FLOPS, 1e12, ts, t)]
             ts += 10 * budget
         metrics += [Metric(names.EVAL_RETURN, float(curve(t, seed)), ts, t),
-                    Metric(names.EVAL_RETURN_STD, 1.0, ts, t),
-                    Metric(names.TRAIN_FLOPS, flops_per_step * t, ts, t),
-                    Metric(names.TRAIN_FLOPS_DENSE, 100.0 * t, ts, t),
-                    Metric(names.PARAMS_TOTAL, params, ts, t),
-                    Metric(names.SPARSITY_TOTAL, float(sparsity), ts, t)]
+                    Metric(names.TRAIN_FLOPS, flops_per_step * t, ts, t)]
+    last, ts = steps[-1], T0 + 20 * budget  # metrics read at their latest value: logged once
+    metrics += [Metric(names.TRAIN_FLOPS_DENSE, 100.0 * last, ts, last), Metric(names.PARAMS_TOTAL, params, ts, last),
+                Metric(names.PARAMS_TOTAL_WITH_BIASES, params + BIASES, ts, last),
+                *(Metric(names.params_metric(n), v, ts, last) for n, v in (networks or {}).items()),
+                Metric(names.SPARSITY_TOTAL, float(sparsity), ts, last)]
     if finished_tag:
         final = [curve(t, seed) for t in steps][-final_evals:]
         metrics.append(Metric(names.SUMMARY_PREFIX + names.SUMMARY_FINAL_RETURN,
                               sum(final) / len(final), T0 + 10 * budget + 1, 0))
     params_ = [Param("algo", algo), Param("method", method), Param("env", env),
                Param("seed", str(seed)), Param("steps", str(budget)),
-               Param("eval_every", str(eval_every)), Param("final_evals", str(final_evals))]
+               Param("eval_every", str(eval_every)), Param("final_evals", str(final_evals)),
+               *(Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in (options or {}).items())]
     for i in range(0, len(metrics), 1000):
         client.log_batch(rid, metrics=metrics[i:i + 1000], params=params_ if i == 0 else [])
-    if finished_tag:
-        client.log_batch(rid, tags=[RunTag(names.TAG_STATUS, "finished")])
     if status != "RUNNING":
         client.set_terminated(rid, status=status)
     return rid
@@ -138,7 +188,40 @@ def write_store(root) -> Store:
     failed = client.create_experiment(ONLY_FAILED, artifact_location=(root / "artifacts").as_uri())
     write_trial(client, failed, method="ds", seed=0, status="FAILED", finished_tag=False,
                 last_step=20, **{**unfinished, "parent": None})
-    return Store(uri, client, synth, sokar, newer, older)
+    return Store(uri, client, synth, sokar, newer, older, _write_graesser(client, root))
+
+
+def _linear(f: float, c: float, o: float):
+    return lambda t, s: f * (c * t + o)
+
+
+def _write_graesser(client, root) -> str:
+    """Both Graesser experiments; returns the id of the graesser experiment's launch run."""
+    exp = client.create_experiment(GRAESSER, artifact_location=(root / "artifacts").as_uri())
+    parent = client.create_run(exp, run_name="launch", tags={names.TAG_ROLE: "launch"}).info.run_id
+    common = dict(budget=G_BUDGET, eval_every=10, final_evals=G_FINAL, flops_per_step=10.0, parent=parent)
+    for (method, actor, critic, c, tag), (env, f), seed in itertools.product(G_SAC, G_ENVS.items(), range(3)):
+        nets = sac_params(actor, critic)
+        write_trial(client, exp, algo="sac", method=method, env=env, seed=seed, sparsity=tag,
+                    curve=_linear(f, c, G_OFFSETS[seed]), params=sum(nets.values()), networks=nets,
+                    options={"preset": "graesser", "actor_sparsity": actor, "critic_sparsity": critic},
+                    name=f"sac-{method}-{actor}-{critic}-{env}-s{seed}", **common)
+    for algo, (env, weights, options, c_of) in G_OTHERS.items():
+        for (method, level), seed in itertools.product([("dense", None), ("rigl", 0.9)], range(2)):
+            nets = {n: round(w * (1 - (level or 0))) for n, w in weights.items()}
+            write_trial(client, exp, algo=algo, method=method, env=env, seed=seed, sparsity=str(level or 0.0),
+                        curve=_linear(1, c_of[method], G_OFFSETS[seed]), params=sum(nets.values()),
+                        networks=nets, options={o: level for o in options}, **common)
+    one_m = client.create_experiment(GRAESSER_1M, artifact_location=(root / "artifacts").as_uri())
+    for (method, slope, tag, level), seed in itertools.product(
+            [("dense", 0.001, "0.0", None), ("dense_matched", 0.0008, "0.9", 0.9), ("rigl", 0.0011, "0.9", 0.9)],
+            range(2)):
+        nets = sac_params(level, level)
+        write_trial(client, one_m, algo="sac", method=method, env=ENV_A, seed=seed, sparsity=tag,
+                    budget=1_000_000, eval_every=100_000, final_evals=10, flops_per_step=1.0,
+                    curve=lambda t, s, k=slope: k * t + 10 * s, params=sum(nets.values()), networks=nets,
+                    options={"preset": "graesser", "actor_sparsity": level, "critic_sparsity": level})
+    return parent
 
 
 def row(frame, **keys):

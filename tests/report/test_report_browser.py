@@ -30,7 +30,7 @@ PROBE = """JSON.stringify({
   title: document.title,
   tables: [...document.querySelectorAll('section.table')].map(s => ({
     id: s.id, rows: s.querySelectorAll('tbody tr').length,
-    visible: s.getBoundingClientRect().height > 0})),
+    visible: s.getBoundingClientRect().height > 0, text: s.innerText})),
   images: [...document.querySelectorAll('img')].map(i => ({
     alt: i.alt, loaded: i.complete && i.naturalWidth > 0, width: i.getBoundingClientRect().width,
     dataUri: i.src.startsWith('data:image/png;base64,')})),
@@ -138,22 +138,29 @@ def _problems(events: list[dict]) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("name, tables, images", [
-    ("sokar", ["returns", "costs", "steps_to_dense", "runs", "unfinished"], 3),
-    ("graesser", ["iqm", "improvement", "normalised", "runs", "unfinished"], 3),
+@pytest.mark.parametrize("name, experiment, tables, images, runs", [
+    ("sokar", "synth", ["returns", "costs", "steps_to_dense", "runs", "unfinished"], 3, (21, 3)),
+    ("graesser", "graesser", ["iqm", "improvement", "actor_critic", "normalised", "costs", "runs", "unfinished"],
+     13, (50, 0)),
 ])
-def test_dashboard_renders_offline_without_console_errors(reports, browser, name, tables, images):
+def test_dashboard_renders_offline_without_console_errors(reports, browser, name, experiment, tables, images, runs):
     out, _ = reports[name]
     page = browser.open((out / "index.html").as_uri())
 
-    assert page["title"].endswith(": synth")
+    assert page["title"].endswith(f": {experiment}")
     assert [t["id"] for t in page["tables"]] == [f"table-{t}" for t in tables]
     assert all(t["visible"] for t in page["tables"])
     rows = {t["id"]: t["rows"] for t in page["tables"]}
-    assert rows["table-runs"] == 21 and rows["table-unfinished"] == 3
+    assert (rows["table-runs"], rows["table-unfinished"]) == runs
     assert len(page["images"]) == images
     assert all(i["loaded"] and i["dataUri"] and i["width"] > 100 for i in page["images"]), page["images"]
     assert _problems(browser.events) == []
+    if name == "graesser":  # 5 sac levels + 2 each of ppo and dqn; 4 actor × critic cells
+        assert (rows["table-iqm"], rows["table-actor_critic"]) == (9, 4)
+        iqm = next(t["text"] for t in page["tables"] if t["id"] == "table-iqm")
+        assert iqm.count("Dense (matched)") >= 2 and "last_10_percent" in iqm
+        alts = [i["alt"] for i in page["images"]]
+        assert "sac: critic vs actor sparsity" in alts and "sac: normalised return vs sparsity" in alts
 
 
 def test_the_probe_would_see_errors(browser, tmp_path):

@@ -2,16 +2,20 @@
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
-from report_synth import ENV_A, ONLY_FAILED, SOKAR_1M, SYNTH, row
+from report_synth import ENV_A, ONLY_FAILED, SOKAR_1M, SYNTH, g_score, row
 
 from dsrl_platform import names
 from dsrl_platform.cli import main
 from dsrl_platform.report import build
 
 SOKAR_TABLES = ["returns", "costs", "steps_to_dense", "runs", "unfinished"]
-GRAESSER_TABLES = ["iqm", "improvement", "normalised", "runs", "unfinished"]
+GRAESSER_TABLES = ["iqm", "improvement", "actor_critic", "normalised", "costs", "runs", "unfinished"]
+GRAESSER_FIGURES = [f"{figure}_{algo}" for figure in ("return_vs_sparsity", "improvement_vs_sparsity",
+                                                      "final_return_vs_sparsity") for algo in ("dqn", "ppo", "sac")]
+GRAESSER_FIGURES += ["actor_critic_sac", "learning_curves_dqn", "learning_curves_ppo", "learning_curves_sac"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -19,17 +23,17 @@ def _files(out):
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
-@pytest.mark.parametrize("name, tables, pngs", [
-    ("sokar", SOKAR_TABLES, ["learning_curves_td3", "return_vs_flops_td3", "return_vs_sparsity_td3"]),
-    ("graesser", GRAESSER_TABLES, ["return_vs_sparsity_td3", "learning_curves_td3", "return_vs_flops_td3"]),
+@pytest.mark.parametrize("name, tables, pngs, runs", [
+    ("sokar", SOKAR_TABLES, ["learning_curves_td3", "return_vs_flops_td3", "return_vs_sparsity_td3"], (21, 3)),
+    ("graesser", GRAESSER_TABLES, GRAESSER_FIGURES, (50, 0)),
 ])
-def test_report_files(reports, name, tables, pngs):
+def test_report_files(reports, name, tables, pngs, runs):
     out, stdout = reports[name]
     expected = sorted([f"tables/{t}.{x}" for t in tables for x in ("csv", "md", "tex")]
                       + [f"figures/{p}.png" for p in pngs] + ["index.html"])
     assert _files(out) == expected
     assert f"wrote {len(expected)} files to {out}" in stdout
-    assert "21 finished runs, 3 unfinished" in stdout
+    assert f"{runs[0]} finished runs, {runs[1]} unfinished" in stdout
     for p in pngs:
         assert (out / "figures" / f"{p}.png").read_bytes().startswith(PNG_MAGIC)
     page = (out / "index.html").read_text()
@@ -49,8 +53,16 @@ def test_csv_tables_hold_the_numbers(reports):
     assert row(steps, env=ENV_A, method="ds").steps_to_dense == 50
     unfinished = pd.read_csv(out / "unfinished.csv")
     assert sorted(unfinished["run_name"]) == ["crashed", "failed-after-summary", "still-running"]
-    iqm = pd.read_csv(reports["graesser"][0] / "tables" / "iqm.csv")
-    assert row(iqm, method="ds").iqm == pytest.approx((810 / 720 + 820 / 720 + 3.7) / 4)
+    graesser = reports["graesser"][0] / "tables"
+    iqm = pd.read_csv(graesser / "iqm.csv")  # the dashboard scores the last 10%: (195c + o)/215
+    assert row(iqm, algo="sac", method="dense_matched", level=0.9).iqm == pytest.approx((195 * 0.6 + 18.75) / 215)
+    cells = pd.read_csv(graesser / "actor_critic.csv")
+    assert row(cells, x_sparsity=0.9, y_sparsity=0.5).iqm == pytest.approx((195 * 1.05 + 18.75) / 215)
+    runs = pd.read_csv(graesser / "runs.csv")
+    assert set(runs["score_evals"]) == {2} and set(runs["evaluations"]) == {21}
+    normalised = pd.read_csv(graesser / "normalised.csv")
+    assert row(normalised, algo="sac", env="Hopper-v4", method="rigl", level=0.5).score_mean == pytest.approx(
+        np.mean([g_score(1.1, s) for s in range(3)]))
 
 
 def test_markdown_and_latex(reports):
@@ -64,7 +76,19 @@ def test_markdown_and_latex(reports):
     steps = (out / "steps_to_dense.md").read_text()
     assert "| 50 | 50.0% |" in steps and "not reached" in steps
     iqm = (reports["graesser"][0] / "tables" / "iqm.md").read_text()
-    assert "| td3 | 100 | ds | 51% | 6 | 2 | 1.491 | [" in iqm
+    assert "| sac | 200 | Dense (matched) | 90% | 6 | 2 | 0.631 | [" in iqm  # (117 + 18.75)/215
+    assert "| sac | 200 | dense | 0% | 6 | 2 | 0.994 | [" in iqm
+    assert "(published)" not in iqm  # 200 steps
+    tex = (reports["graesser"][0] / "tables" / "actor_critic.tex").read_text()
+    assert r"sac & 200 & rigl & actor $\times$ critic & 50\% & 90\% & 6 & 2 & 0.722 & [" in tex
+
+
+def test_published_iqm_beside_measured(reports):
+    md = (reports["graesser1m"][0] / "tables" / "iqm.md").read_text()
+    assert "IQM (published)" in md
+    assert "| sac | 1,000,000 | Dense (matched) | 90% | 2 | 1 | 0.801 | [0.796, 0.806] | 0.90 |" in md
+    assert "| sac | 1,000,000 | rigl | 90% | 2 | 1 | 1.100 | [1.095, 1.104] | 1.10 |" in md
+    assert "| sac | 1,000,000 | dense | 0% | 2 | 1 | 1.000 | [0.995, 1.005] | 1.12 |" in md
 
 
 def test_published_values_beside_measured(reports):
@@ -82,7 +106,7 @@ def test_artifacts_on_the_newest_launch_run(store, reports):
     logged = {a.path for a in client.list_artifacts(store.newer_parent, "report/sokar2022")}
     assert {"report/sokar2022/index.html", "report/sokar2022/tables",
             "report/sokar2022/figures"} <= logged
-    assert client.list_artifacts(store.newer_parent, "report/graesser2022")
+    assert client.list_artifacts(store.graesser_parent, "report/graesser2022")
     assert not client.list_artifacts(store.older_parent)
     # sokar-1m had no launch run: one was created for the report
     launches = client.search_runs([store.sokar_id], f"tags.`{names.TAG_ROLE}` = 'launch'")
@@ -113,6 +137,7 @@ def test_unknown_experiment_exits_2_naming_it(store, tmp_path, capsys):
     ("name: x\ntitle: t\nfigures: [nope]\n", "figures.0: unknown figure 'nope'"),
     ("name: x\ntitle: t\ncolour: red\n", "colour: Extra inputs are not permitted"),
     ("name: x\ntitle: t\nbootstrap_reps: 100\n", "bootstrap_reps: Input should be greater than or equal to 2000"),
+    ("name: x\ntitle: t\nscore: last_5\n", "score: Input should be 'last_final_evals' or 'last_10_percent'"),
 ])
 def test_dashboard_is_validated(store, tmp_path, capsys, yaml_text, message):
     dash = tmp_path / "d.yaml"

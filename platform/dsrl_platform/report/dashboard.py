@@ -19,7 +19,7 @@ from dsrl_platform.yamlfile import read_mapping
 from dsrl_platform.report import stats
 from dsrl_platform.report.figures import FIGURES, Figure
 from dsrl_platform.report.render import html_fragment
-from dsrl_platform.report.scores import Options
+from dsrl_platform.report.scores import SCORES, Options, Score
 from dsrl_platform.report.tables import TABLES, Table
 
 
@@ -45,6 +45,7 @@ class DashboardSpec(BaseModel):
     description: str = Field("", description="a paragraph under the heading")
     tables: list[TableName] = Field(default_factory=list, description=f"tables in order, from: {', '.join(TABLES)}")
     figures: list[FigureName] = Field(default_factory=list, description=f"figures in order, from: {', '.join(FIGURES)}")
+    score: Score = Field("last_final_evals", description="a run's score: " + "; ".join(f"{k}: {v}" for k, v in SCORES.items()))
     sparsity_decimals: int = Field(2, ge=0, le=6,
                                    description="runs whose sparsity rounds to the same value share a row")
     bootstrap_reps: int = Field(stats.DEFAULT_REPS, ge=2000, description="stratified-bootstrap replicates")
@@ -52,7 +53,7 @@ class DashboardSpec(BaseModel):
     confidence: float = Field(stats.DEFAULT_CONFIDENCE, gt=0, lt=1, description="level of confidence intervals")
 
     def options(self) -> Options:
-        return Options(self.sparsity_decimals, self.bootstrap_reps, self.bootstrap_seed, self.confidence)
+        return Options(self.score, self.sparsity_decimals, self.bootstrap_reps, self.bootstrap_seed, self.confidence)
 
 
 def load_dashboard(path: Path) -> DashboardSpec:

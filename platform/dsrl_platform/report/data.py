@@ -4,6 +4,10 @@ Reads through the tracking client (`dsrl_platform.tracking`, the layout the laun
 one child run per trial tagged `dsrl.role=trial`, metrics stepped in environment steps). It
 also logs the finished report as artifacts of the experiment's parent run.
 
+Per-network columns follow what the runs logged (`params/<network>`, and the resolved option
+`<network>_sparsity` logged as a run param): actor/critic for TD3 and SAC, actor/value for
+PPO, q for DQN. `ExperimentData.networks` lists them.
+
 Runs that did not finish (the tracking client's `unfinished_reason`), or that lack the tags
 naming the trial, are kept in `runs` with `finished=False` and a `reason`, so the report can
 list them; the statistics use `finished_runs()` only. A trial resumed after a crash may have
@@ -20,6 +24,7 @@ import numpy as np
 import pandas as pd
 from dsrl_platform import names
 from dsrl_platform.config import RunConfig
+from dsrl_platform.methods import METHODS
 from dsrl_platform.tracking import Tracker, unfinished_reason
 
 REPORT_RUN_NAME = "report"
@@ -27,8 +32,7 @@ REPORT_RUN_NAME = "report"
 # Final values read from each run's latest metrics: column -> MLflow metric key.
 FINAL_METRICS: dict[str, str] = {
     "params_total": names.PARAMS_TOTAL,
-    "params_actor": names.PARAMS_ACTOR,
-    "params_critic": names.PARAMS_CRITIC,
+    "params_total_with_biases": names.PARAMS_TOTAL_WITH_BIASES,
     "train_flops": names.TRAIN_FLOPS,
     "train_flops_dense": names.TRAIN_FLOPS_DENSE,
     "sparsity_total": names.SPARSITY_TOTAL,
@@ -49,6 +53,18 @@ IDENTITY: dict[str, tuple[str, str]] = {
 _DEFAULT_FINAL_EVALS = RunConfig.model_fields["final_evals"].default
 _DEFAULT_EVAL_EVERY = RunConfig.model_fields["eval_every"].default
 _HISTORY_WORKERS = 4  # a tracking server answers each history call in ~50 ms
+# params/<key> metrics that are sums over networks, not networks
+_PARAM_TOTALS = {m.removeprefix(names.PARAMS_PREFIX) for m in (names.PARAMS_TOTAL, names.PARAMS_TOTAL_WITH_BIASES)}
+
+
+def params_column(network: str) -> str:
+    """Column of a network's final nonzero weights (metric params/<network>)."""
+    return f"params_{network}"
+
+
+def sparsity_option_column(network: str) -> str:
+    """Column of a network's resolved sparsity option (run param <network>_sparsity)."""
+    return f"{network}_sparsity"
 
 
 @dataclass
@@ -56,9 +72,12 @@ class ExperimentData:
     """Everything the report reads, as plain DataFrames.
 
     runs:  one row per trial run (finished or not): run_id, run_name, algo, method, variant
-           (the spec's label for a method listed twice, else ""), env, seed, budget, sparsity,
+           (the spec's label for a method listed twice, else ""), preset (the `preset` param
+           of TD3/SAC, else ""), env, seed, budget, sparsity,
            eval_every, final_evals, mlflow_status, dsrl_status, finished, reason, start_time,
-           last_step, and the FINAL_METRICS columns.
+           last_step, the FINAL_METRICS columns, and per network of `networks`:
+           params_<network> (final nonzero weights) and <network>_sparsity (the resolved option;
+           0 for a method without masks, NaN where the algorithm has no such option).
     evals: run_id, step, return — evaluation returns, one row per step (last logged wins).
     flops: run_id, step, flops — cumulative training FLOPs, one row per step.
     """
@@ -69,6 +88,7 @@ class ExperimentData:
     runs: pd.DataFrame
     evals: pd.DataFrame
     flops: pd.DataFrame
+    networks: list[str]  # the networks runs logged params/<network> for, the actor first
 
     def finished_runs(self) -> pd.DataFrame:
         return self.runs.loc[self.runs["finished"]].reset_index(drop=True)
@@ -87,12 +107,23 @@ def load_experiment(experiment: str, tracking_uri: str) -> ExperimentData:
         histories = list(pool.map(lambda run: _histories(tracker, run.info.run_id), trials))
     evals = _concat([h["return"] for h in histories], ["run_id", "step", "return"])
     flops = _concat([h["flops"] for h in histories], ["run_id", "step", "flops"])
-    runs = pd.DataFrame([_run_row(run) for run in trials], columns=_RUN_COLUMNS).astype(_RUN_TYPES)
+    networks = _networks(trials)
+    columns = [*_RUN_COLUMNS, *(c for n in networks for c in (params_column(n), sparsity_option_column(n)))]
+    runs = pd.DataFrame([_run_row(run, networks) for run in trials], columns=columns)
+    runs = runs.astype({**_RUN_TYPES, **{c: "float64" for c in columns[len(_RUN_COLUMNS):]}})
     last = evals.groupby("run_id")["step"].max()
     runs["last_step"] = runs["run_id"].map(last).astype("Int64")
     return ExperimentData(experiment, exp_id, tracking_uri,
                           runs.sort_values(["algo", "env", "method", "seed"],
-                                           kind="stable", ignore_index=True), evals, flops)
+                                           kind="stable", ignore_index=True), evals, flops, networks)
+
+
+def _networks(trials) -> list[str]:
+    """Networks with a params/<network> metric in any run: the actor (the policy, the x axis
+    of the actor/critic heat map) first, then by name."""
+    found = {key.removeprefix(names.PARAMS_PREFIX) for run in trials for key in run.data.metrics
+             if key.startswith(names.PARAMS_PREFIX)} - _PARAM_TOTALS
+    return sorted(found, key=lambda n: (n != "actor", n))
 
 
 def _histories(tracker: Tracker, run_id: str) -> dict[str, pd.DataFrame]:
@@ -117,7 +148,7 @@ def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-_RUN_COLUMNS = ["run_id", "run_name", *IDENTITY, "variant", "sparsity", "eval_every", "final_evals",
+_RUN_COLUMNS = ["run_id", "run_name", *IDENTITY, "variant", "preset", "sparsity", "eval_every", "final_evals",
                 "mlflow_status", "dsrl_status", "finished", "reason", "start_time",
                 *FINAL_METRICS]
 
@@ -127,7 +158,7 @@ _RUN_TYPES = {"seed": "Int64", "budget": "Int64", "eval_every": "Int64", "final_
               **{column: "float64" for column in FINAL_METRICS}}
 
 
-def _run_row(run) -> dict:
+def _run_row(run, networks: list[str]) -> dict:
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     row: dict = {"run_id": run.info.run_id, "run_name": run.info.run_name}
     missing = []
@@ -136,10 +167,13 @@ def _run_row(run) -> dict:
         if row[column] is None:
             missing.append(tag)
     row["variant"] = tags.get(names.TAG_VARIANT, "")
+    row["preset"] = params.get("preset", "")  # whose training setup (TD3/SAC), as logged
     row["seed"] = _number(row["seed"], int)
     row["budget"] = _number(row["budget"], int)
+    # a method on no sparsity axis (dense) is at sparsity 0, whatever its tags and params say
+    at_zero = row["method"] in METHODS and not METHODS[row["method"]].crosses_sparsity_axis
     row["sparsity"] = _number(tags.get(names.TAG_SPARSITY), float)
-    if np.isnan(row["sparsity"]) and row["method"] == "dense":
+    if np.isnan(row["sparsity"]) and at_zero:
         row["sparsity"] = 0.0
     row["eval_every"] = _number(params.get("eval_every", _DEFAULT_EVAL_EVERY), int)
     row["final_evals"] = _number(params.get("final_evals", _DEFAULT_FINAL_EVALS), int)
@@ -151,6 +185,11 @@ def _run_row(run) -> dict:
     row["start_time"] = pd.to_datetime(run.info.start_time, unit="ms", utc=True)
     for column, key in FINAL_METRICS.items():
         row[column] = metrics.get(key, np.nan)
+    for network in networks:
+        row[params_column(network)] = metrics.get(names.params_metric(network), np.nan)
+        option = sparsity_option_column(network)  # absent where the algorithm has no such option
+        value = _number(params.get(option), float)  # JSON: "0.9", or "null" for dense
+        row[option] = 0.0 if np.isnan(value) and at_zero and option in params else value
     return row
 
 
