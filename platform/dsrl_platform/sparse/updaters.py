@@ -355,8 +355,10 @@ class SparseTraining:
         dense = ([None if p.grad is None else p.grad.clone() for p in topo.params]
                  if due and updater.uses_gradient else None)
         topo.mask_grads_()
+        # No second pass over the weights: an element-wise optimizer (Adam, AdamW, SGD…) leaves
+        # an absent weight at 0 — its gradient is masked and its moments are 0 (reset whenever a
+        # topology update drops or grows it), so its update is 0, weight decay included.
         self.optimizer.step()
-        topo.apply_()
         if due:
             if dense is not None:
                 for p, g in zip(topo.params, dense):
