@@ -47,6 +47,8 @@ def bench_command(args: argparse.Namespace) -> int:
             bench_config(algo, method, args.env).resolve()
     if args.steps <= 0:
         raise ValueError(f"--steps: must be positive, got {args.steps}")
+    if getattr(args, "groups", None):
+        return _groups_command(args, algos, methods)
     results = []
     for algo in algos:
         dense = None
@@ -64,4 +66,29 @@ def bench_command(args: argparse.Namespace) -> int:
         for r in results:
             ratio = "" if r["ratio_to_dense"] is None else f"{r['ratio_to_dense']:.2f}"
             print(f"{r['algo']:<6}{r['method']:<8}{r['steps_per_s']:>10.1f}{ratio:>10}")
+    return 0
+
+
+def _groups_command(args: argparse.Namespace, algos: list[str], methods: list[str]) -> int:
+    from dsrl_platform import bench_groups
+
+    try:
+        groups = sorted({int(g) for g in args.groups.split(",") if g.strip()})
+    except ValueError:
+        raise ValueError(f"--groups {args.groups}: expected group sizes, e.g. 1,5") from None
+    if not groups or groups[0] < 1:
+        raise ValueError(f"--groups {args.groups}: group sizes must be at least 1")
+    result = bench_groups.run(algos, methods, args.env, groups, args.steps,
+                              log=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"matmul peak {result['matmul_peak_gflops']:.1f} GFLOP/s (one thread, 100×256 @ 256×256); "
+          f"plain PyTorch TD3 loop {result['plain_td3_steps_per_s']:.1f} steps/s")
+    print(f"{'algo':<6}{'method':<8}{'group':>6}{'steps/s/member':>16}{'× group 1':>11}{'GFLOP/s':>9}"
+          f"{'of peak':>9}{'× plain':>9}")
+    for r in result["rows"]:
+        plain = "" if r["ratio_to_plain_loop"] is None else f"{r['ratio_to_plain_loop']:.2f}"
+        print(f"{r['algo']:<6}{r['method']:<8}{r['group']:>6}{r['member_steps_per_s']:>16.1f}"
+              f"{r['ratio_to_group_1']:>11.2f}{r['gflops']:>9.2f}{r['peak_fraction']:>9.1%}{plain:>9}")
     return 0

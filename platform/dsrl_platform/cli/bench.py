@@ -12,7 +12,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--methods", default="dense,static,ds", help="comma-separated methods")
     p.add_argument("--env", help="gymnasium id (default: each algorithm's default, e.g. HalfCheetah-v4 for td3)")
     p.add_argument("--steps", type=int, default=2000, help="timed steps per configuration")
-    p.add_argument("--json", action="store_true", help="print a JSON list of {algo, method, steps_per_s}")
+    p.add_argument("--groups", help="grouped training: group sizes to compare, e.g. 1,5 (steps/s per member, "
+                                    "GFLOP/s against the machine's matmul peak, a plain PyTorch TD3 loop beside)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
 def handle(args: argparse.Namespace) -> int:
