@@ -18,12 +18,15 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
+from dsrl_platform import names
 from dsrl_platform.agents.protocol import Spaces, Transition
 from dsrl_platform.agents.sparsity import build_sparse_network
+from dsrl_platform.buffers.batch import Batch
 from dsrl_platform.buffers.frames import FrameReplay
 from dsrl_platform.buffers.replay import ReplayBuffer
 from dsrl_platform.config import Resolved, RunConfig
 from dsrl_platform.methods import METHODS
+from dsrl_platform.neurons import ReDo
 from dsrl_platform.sparse.network import SparseNetwork
 
 
@@ -85,12 +88,19 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def make_replay(spaces: Spaces, capacity: int) -> ReplayBuffer | FrameReplay:
+def make_replay(spaces: Spaces, capacity: int, behaviour_dim: int | None = None) -> ReplayBuffer | FrameReplay:
     """Stacked uint8 frames (Atari) share their frames; everything else is stored as it comes."""
     if spaces.obs_dtype == "uint8" and len(spaces.obs_shape) == 3:
         return FrameReplay(spaces.obs_shape, capacity)
     return ReplayBuffer(spaces.obs_shape, capacity, obs_dtype=spaces.obs_dtype,
-                        action_dim=None if spaces.discrete else spaces.action_dim)
+                        action_dim=None if spaces.discrete else spaces.action_dim, behaviour_dim=behaviour_dim)
+
+
+def make_recycler(cfg: Resolved, networks: dict[str, SparseNetwork]) -> ReDo | None:
+    """ReDo over the agent's networks (filled in later) when `redo` is on; its draws from its own
+    generator (seed + 5): switching it on changes no other random stream."""
+    return ReDo(networks, cfg.redo_every, cfg.dormant_threshold, torch.Generator().manual_seed(cfg.seed + 5)) \
+        if cfg.redo else None
 
 
 class ReplayAgent:
@@ -104,10 +114,15 @@ class ReplayAgent:
         self.init = torch.Generator().manual_seed(cfg.seed)  # weights and masks (CPU, reproducible)
         self.noise = torch.Generator(self.device).manual_seed(cfg.seed + 1)  # exploration, targets
         self.rng = np.random.default_rng(cfg.seed)  # warm-up actions, minibatch indices
-        self.replay = make_replay(spaces, min(cfg.buffer_size, cfg.steps))
+        self.replay = self.make_replay()
         self.env_steps = 0
         self.grad_step = 0
         self.networks: dict[str, SparseNetwork] = {}
+        self.recycler = make_recycler(cfg, self.networks)
+        self.last_batch: Batch | None = None  # the latest minibatch: dormant-neuron statistics, ReDo
+
+    def make_replay(self) -> ReplayBuffer | FrameReplay:
+        return make_replay(self.spaces, min(self.cfg.buffer_size, self.cfg.steps))
 
     def sparse_network(self, name: str, module: nn.Module, optimizer: torch.optim.Optimizer,
                        update_rate: float = 1.0) -> SparseNetwork:
@@ -136,8 +151,11 @@ class ReplayAgent:
         return self.rng.uniform(np.array(s.action_low), np.array(s.action_high)).astype(np.float32)
 
     def observe(self, t: Transition) -> None:
-        self.replay.add(t.obs, t.action, t.reward, t.next_obs, t.terminated, t.truncated)
+        self.store(t)
         self.env_steps += 1
+
+    def store(self, t: Transition) -> None:
+        self.replay.add(t.obs, t.action, t.reward, t.next_obs, t.terminated, t.truncated)
 
     def updates_due(self, step: int) -> int:
         warmup = self.cfg.warmup_steps
@@ -145,15 +163,35 @@ class ReplayAgent:
 
     def update(self) -> Mapping[str, Any]:
         self.grad_step += 1
-        return self.learn(self.replay.sample(self.cfg.batch_size, self.rng, self.device))
+        self.last_batch = batch = self.sample_batch()
+        metrics = self.learn(batch)
+        if self.recycler is not None:
+            self.recycler.maybe_recycle(self.grad_step, self.probe_inputs())
+        return metrics
 
+    def sample_batch(self) -> Batch:
+        return self.replay.sample(self.cfg.batch_size, self.rng, self.device)
+
+    def probe_inputs(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Each network's inputs on the latest minibatch (empty before the first update)."""
+        return {} if self.last_batch is None else self.network_inputs(self.last_batch)
+
+    def evaluation_metrics(self) -> dict[str, float]:
+        out = {names.REPLAY_SIZE: float(self.replay.size)}
+        if self.recycler is not None:
+            out[names.REDO_RECYCLED] = float(self.recycler.recycled)
+        return out
     # --- what an algorithm supplies ----------------------------------------------------------
     def policy(self, obs: torch.Tensor, explore: bool):
         """The action for one observation (a batch of 1), as the environment takes it."""
         raise NotImplementedError
 
-    def learn(self, batch) -> Mapping[str, Any]:
+    def learn(self, batch: Batch) -> Mapping[str, Any]:
         """One gradient update on a minibatch (self.grad_step already counts it)."""
+        raise NotImplementedError
+
+    def network_inputs(self, batch: Batch) -> dict[str, tuple[torch.Tensor, ...]]:
+        """What each network's forward takes on `batch` (its hidden activations are probed)."""
         raise NotImplementedError
 
     # --- state -------------------------------------------------------------------------------
@@ -162,10 +200,15 @@ class ReplayAgent:
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
-        return {"modules": {k: m.state_dict() for k, m in self.modules().items()},
-                "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
-                "noise": self.noise.get_state(), "rng": self.rng.bit_generator.state,
-                "replay": self.replay.state_dict(), "env_steps": self.env_steps, "grad_step": self.grad_step}
+        state = {"modules": {k: m.state_dict() for k, m in self.modules().items()},
+                 "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
+                 "noise": self.noise.get_state(), "rng": self.rng.bit_generator.state,
+                 "replay": self.replay.state_dict(), "env_steps": self.env_steps, "grad_step": self.grad_step}
+        if self.last_batch is not None:  # the probe of the next evaluation's dormant-neuron statistics
+            state["last_batch"] = {"obs": self.last_batch.obs, "action": self.last_batch.action}
+        if self.recycler is not None:
+            state["redo"] = self.recycler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, m in self.modules().items():
@@ -176,6 +219,10 @@ class ReplayAgent:
         self.rng.bit_generator.state = state["rng"]
         self.replay.load_state_dict(state["replay"])
         self.env_steps, self.grad_step = int(state["env_steps"]), int(state["grad_step"])
+        probe = state.get("last_batch")
+        self.last_batch = None if probe is None else Batch(probe["obs"], probe["action"], *(None,) * 3)
+        if self.recycler is not None:
+            self.recycler.load_state_dict(state["redo"])
 
 
 def threads_warning(cfg: RunConfig) -> str | None:

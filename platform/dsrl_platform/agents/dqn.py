@@ -145,7 +145,7 @@ class DQN(ReplayAgent):
     # --- learning ----------------------------------------------------------------------------
     def learn(self, batch) -> dict[str, Any]:
         cfg = self.cfg
-        obs, action, reward, next_obs, not_done = batch
+        obs, action, reward, next_obs, not_done, _ = batch
         reward = reward.squeeze(1)
         if cfg.reward_clip:
             reward = reward.clamp(-1.0, 1.0)
@@ -159,6 +159,9 @@ class DQN(ReplayAgent):
         if self.grad_step % cfg.target_update_every == 0:
             self.targets.update(cfg.tau)
         return {"loss": loss.detach()}
+
+    def network_inputs(self, batch) -> dict[str, tuple[torch.Tensor, ...]]:
+        return {"q": (batch.obs,)}
 
     def modules(self) -> dict[str, Any]:
         return {"q": self.q, "q_target": self.q_target, "opt": self.opt}

@@ -26,7 +26,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from dsrl_platform.agents.base import pick_device
+from dsrl_platform import names
+from dsrl_platform.agents.base import make_recycler, pick_device
 from dsrl_platform.agents.networks import MLP, mean_head, orthogonal, value_head
 from dsrl_platform.agents.protocol import Spaces, Transition
 from dsrl_platform.agents.sparsity import build_sparse_network
@@ -103,6 +104,9 @@ class Actor(nn.Module):
     def weight_layers(self):
         return self.mean.weight_layers()
 
+    def hidden_units(self):
+        return self.mean.hidden_units()
+
     def biases(self) -> list[torch.Tensor]:
         return [*self.mean.biases(), self.std_bias]
 
@@ -138,6 +142,8 @@ class PPO:
         self.reward_stats = RunningMeanStd()
         self.iterations = 0
         self.grad_step = 0
+        self.recycler = make_recycler(cfg, self.networks)
+        self.last_obs: torch.Tensor | None = None  # the latest minibatch's observations (probes)
         self._pending: tuple[np.ndarray, np.ndarray, float, float] | None = None  # what act() chose
 
     def _param_groups(self, module: nn.Module) -> list[dict[str, Any]]:
@@ -240,7 +246,17 @@ class PPO:
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         for net in self.networks.values():
             net.training.step(self.grad_step)
+        self.last_obs = obs
+        if self.recycler is not None:
+            self.recycler.maybe_recycle(self.grad_step, self.probe_inputs())
         return {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach()}
+
+    def probe_inputs(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Both networks' inputs on the latest minibatch (empty before the first update)."""
+        return {} if self.last_obs is None else {"actor": (self.last_obs,), "value": (self.last_obs,)}
+
+    def evaluation_metrics(self) -> dict[str, float]:
+        return {} if self.recycler is None else {names.REDO_RECYCLED: float(self.recycler.recycled)}
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -250,7 +266,9 @@ class PPO:
                 "rollout": self.rollout.state_dict(), "obs_stats": self.obs_stats.state_dict(),
                 "reward_stats": self.reward_stats.state_dict(), "noise": self.noise.get_state(),
                 "iterations": self.iterations, "grad_step": self.grad_step,
-                "last_next_obs": np.asarray(getattr(self, "_last_next_obs", np.zeros(self.spaces.obs_shape)))}
+                "last_next_obs": np.asarray(getattr(self, "_last_next_obs", np.zeros(self.spaces.obs_shape))),
+                **({} if self.last_obs is None else {"last_obs": self.last_obs}),
+                **({} if self.recycler is None else {"redo": self.recycler.state_dict()})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.actor.load_state_dict(state["modules"]["actor"])
@@ -265,3 +283,6 @@ class PPO:
         self.noise.set_state(state["noise"])
         self.iterations, self.grad_step = int(state["iterations"]), int(state["grad_step"])
         self._last_next_obs = state["last_next_obs"]
+        self.last_obs = state.get("last_obs")
+        if self.recycler is not None:
+            self.recycler.load_state_dict(state["redo"])

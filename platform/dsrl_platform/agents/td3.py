@@ -47,9 +47,13 @@ class TD3Config(ActorCriticConfig):
 
 
 class TD3(ActorCritic):
+    def squashed_mean(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.actor(obs))
+
     def action(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        action = torch.tanh(self.actor(obs))
+        action = self.squashed_mean(obs)
         if explore:  # Gaussian exploration, σ = exploration_noise · max action
+            self.remember_behaviour(action)
             noise = torch.randn(action.shape, generator=self.noise, device=self.device)
             action = (action + self.cfg.exploration_noise * noise).clamp(-1.0, 1.0)
         return self.scale(action)
@@ -59,7 +63,7 @@ class TD3(ActorCritic):
 
     def learn(self, batch) -> dict[str, Any]:
         cfg = self.cfg
-        obs, action, reward, next_obs, not_done = batch
+        obs, action, reward, next_obs, not_done, _ = batch  # n-step windows: folded into reward, not_done
 
         with torch.no_grad():
             # Target policy smoothing: clipped Gaussian noise on the target action.

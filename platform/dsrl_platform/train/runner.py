@@ -30,6 +30,7 @@ from dsrl_platform.agents.registry import ALGORITHMS
 from dsrl_platform.config import RunConfig
 from dsrl_platform.envs import EpisodeReplay, make_env, reseeds_each_episode
 from dsrl_platform.methods import METHODS
+from dsrl_platform.neurons import neuron_stats
 from dsrl_platform.train import checkpoint
 from dsrl_platform.train.accounting import Accounting
 from dsrl_platform.train.sinks import MemorySink, MetricSink
@@ -132,6 +133,9 @@ class Runner:
         metrics.update({names.layer_sparsity_metric(k): v for k, v in self.layer_sparsity().items()})
         if self.method.dynamic:
             metrics[names.TOPOLOGY_CHURN] = sum(net.training.last_churn for net in self.networks.values())
+        if self.config.dormant_metrics:
+            metrics.update(self.neuron_metrics())
+        metrics.update(self.agent.evaluation_metrics())
         if self._clock is not None and self.step > self._clock[1]:
             t0, s0 = self._clock
             metrics[names.STEPS_PER_S] = (self.step - s0) / (time.perf_counter() - t0)
@@ -150,6 +154,18 @@ class Runner:
         kept, total = sum(c.weights for c in counts.values()), sum(c.weights for c in full.values())
         out.update({"total": kept, "total_with_biases": sum(c.with_biases for c in counts.values()),
                     "sparsity": 1 - kept / total})
+        return out
+
+    def neuron_metrics(self) -> dict[str, float]:
+        """Dormant fractions per network and hidden layer, and the srank of each network's
+        penultimate features, on the agent's latest training batch (none before the first)."""
+        out: dict[str, float] = {}
+        for name, inputs in self.agent.probe_inputs().items():
+            stats = neuron_stats(self.networks[name].module, inputs, self.config.dormant_threshold)
+            out[names.dormant_metric(name)] = stats.fraction
+            out.update({names.dormant_metric(layer): v for layer, v in stats.layers.items()})
+            if stats.feature_rank is not None:
+                out[names.feature_rank_metric(name)] = stats.feature_rank
         return out
 
     def layer_sparsity(self) -> dict[str, float]:
