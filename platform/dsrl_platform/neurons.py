@@ -141,7 +141,7 @@ def neuron_stats(module: nn.Module, inputs: tuple[Any, ...], tau: float) -> Neur
     layers, dead, total, ranks = {}, 0, 0, []
     for units in module.hidden_units():
         d = dormant(acts[units.name], tau)
-        layers[units.name] = float(d.float().mean())
+        layers[units.name] = int(d.sum()) / d.numel()
         dead, total = dead + int(d.sum()), total + d.numel()
         if units.penultimate:
             ranks.append(effective_rank(acts[units.name]))

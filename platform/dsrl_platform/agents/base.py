@@ -220,7 +220,8 @@ class ReplayAgent:
         self.replay.load_state_dict(state["replay"])
         self.env_steps, self.grad_step = int(state["env_steps"]), int(state["grad_step"])
         probe = state.get("last_batch")
-        self.last_batch = None if probe is None else Batch(probe["obs"], probe["action"], *(None,) * 3)
+        self.last_batch = None if probe is None else Batch(probe["obs"].to(self.device), probe["action"].to(self.device),
+                                                            None, None, None)
         if self.recycler is not None:
             self.recycler.load_state_dict(state["redo"])
 

@@ -145,7 +145,7 @@ class DQN(ReplayAgent):
     # --- learning ----------------------------------------------------------------------------
     def learn(self, batch) -> dict[str, Any]:
         cfg = self.cfg
-        obs, action, reward, next_obs, not_done, _ = batch
+        obs, action, reward, next_obs, not_done = batch
         reward = reward.squeeze(1)
         if cfg.reward_clip:
             reward = reward.clamp(-1.0, 1.0)

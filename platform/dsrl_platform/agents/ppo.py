@@ -283,6 +283,6 @@ class PPO:
         self.noise.set_state(state["noise"])
         self.iterations, self.grad_step = int(state["iterations"]), int(state["grad_step"])
         self._last_next_obs = state["last_next_obs"]
-        self.last_obs = state.get("last_obs")
+        self.last_obs = None if state.get("last_obs") is None else state["last_obs"].to(self.device)
         if self.recycler is not None:
             self.recycler.load_state_dict(state["redo"])

@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from dsrl_platform.agents.actor_critic import ActorCritic, ActorCriticConfig
 from dsrl_platform.agents.base import frozen
-from dsrl_platform.config.papers import GRAESSER_SAC, SOKAR_SAC
+from dsrl_platform.config.papers import GRAESSER_SAC, RLX2_SAC, SOKAR_SAC
 from dsrl_platform.methods import METHODS
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -29,6 +29,7 @@ class SACConfig(ActorCriticConfig):
 
     sokar = SOKAR_SAC
     graesser = GRAESSER_SAC
+    rlx2 = RLX2_SAC
 
     algo: Literal["sac"] = Field("sac", description="RL algorithm")
     env: str = Field("HalfCheetah-v4", description="gymnasium environment id (MuJoCo -v4 reproduces the papers' -v3)")
@@ -103,15 +104,15 @@ class SAC(ActorCritic):
 
     def learn(self, batch) -> dict[str, Any]:
         cfg = self.cfg
-        obs, action, reward, next_obs, not_done, window = batch
+        obs, action, reward, next_obs, not_done = batch
 
         alpha = self.alpha
         with torch.no_grad():
             next_action, next_log_prob = self.sample(next_obs)
             q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=0).values
             y = self.td_reward(reward) + cfg.gamma * not_done.squeeze(1) * (q_next - alpha * next_log_prob)
-            if window is not None:  # n-step: the entropy bonus of the states inside the window
-                y = y - alpha * self.inner_entropy_terms(window)
+            if batch.window is not None:  # n-step: the entropy bonus of the states inside the window
+                y = y - alpha * self.inner_entropy_terms(batch.window)
 
         q = self.critic(obs, action)
         critic_loss = self.critic_loss(q, y)

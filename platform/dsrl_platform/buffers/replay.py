@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dsrl_platform.buffers.batch import Batch, NStepWindow
+from dsrl_platform.buffers.batch import Batch, NStepWindow, WindowedBatch
 from dsrl_platform.buffers.nstep import n_step_window
 
 FIELDS = ("obs", "next_obs", "actions", "rewards", "not_done", "episode_end")
@@ -100,9 +100,11 @@ class ReplayBuffer:
         not_done = (self.not_done[last, 0] * gamma ** (m - 1))[:, None].astype(np.float32)
         inner_weight = (inside[:, 1:] * powers[1:]).astype(np.float32)  # γ^j for s_{t+j} inside, j = 1..n-1
         as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device, non_blocking=True)  # noqa: E731
-        inner = NStepWindow(as_t(self.next_obs[slots[:, :-1]]), as_t(inner_weight)) if window else None
-        return Batch(as_t(self.obs[first]), as_t(self.actions[first]), as_t(reward), as_t(self.next_obs[last]),
-                     as_t(not_done), inner)
+        fields = (as_t(self.obs[first]), as_t(self.actions[first]), as_t(reward), as_t(self.next_obs[last]),
+                  as_t(not_done))
+        if not window:
+            return Batch(*fields)
+        return WindowedBatch(*fields, window=NStepWindow(as_t(self.next_obs[slots[:, :-1]]), as_t(inner_weight)))
 
     # --- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
