@@ -134,3 +134,13 @@ FIGURES: dict[str, Callable[[Analysis], list[Figure]]] = {
     "return_vs_flops": return_vs_flops,
     "return_vs_sparsity": return_vs_sparsity,
 }
+
+
+def _register_beyond() -> None:
+    """Issue 14's figures (dormant neurons, scaling grids) live in report/beyond.py."""
+    from dsrl_platform.report.beyond import FIGURES as beyond
+
+    FIGURES.update(beyond)
+
+
+_register_beyond()
