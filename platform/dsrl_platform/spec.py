@@ -128,7 +128,7 @@ class MethodEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: MethodName = Field(description="dense | static | ds | set | rigl | prune")
+    name: MethodName = Field(description="dense | dense_matched | static | ds | set | rigl | prune | rlx2")
     label: str | None = Field(
         None, min_length=1,
         description="variant name, tagged on the runs; needed when a method is listed twice",
