@@ -181,6 +181,7 @@ class ReplayAgent:
         if self.recycler is not None:
             out[names.REDO_RECYCLED] = float(self.recycler.recycled)
         return out
+
     # --- what an algorithm supplies ----------------------------------------------------------
     def policy(self, obs: torch.Tensor, explore: bool):
         """The action for one observation (a batch of 1), as the environment takes it."""

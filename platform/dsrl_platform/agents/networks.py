@@ -4,8 +4,9 @@ MLP (actors, value and Q-networks on vectors), TwinCritic (TD3/SAC's Q1 and Q2 i
 and ConvQNetwork (MinAtar's small net, Atari's Nature CNN). Every network lists its weights as
 `WeightLayer`s (`weight_layers()`) and its biases (`biases()`): the sparse library masks,
 counts and updates exactly those. Its hidden layers are listed as `Units` (`hidden_units()`)
-and their activations tapped in `forward` (dsrl_platform/neurons.py: dormant neurons, ReDo). Built under `torch.device("meta")` they give the shapes
-without allocating (how configs are validated).
+and their activations tapped in `forward` (dsrl_platform/neurons.py: dormant neurons, ReDo).
+Built under `torch.device("meta")` they give the shapes without allocating (how configs are
+validated).
 
 Initialisers draw from the run's generator. `torch_default` is PyTorch's `nn.Linear` init
 (U(±1/√fan_in) for weights and biases), which Sokar et al. multiply by the mask, no rescaling.
@@ -259,6 +260,7 @@ class ConvQNetwork(Taps, nn.Module):
             self.convs.append(nn.Conv2d(channels, out_c, kernel, stride))
             self.positions.append(height * width)
             channels = out_c
+        self.unit_names = [f"{name}.conv{i}" for i in range(len(self.convs))]
         self.mlp = MLP(channels * height * width, fc, n_out, generator, name, init, output_init)
         for conv in self.convs:
             init(conv.weight, conv.bias, generator)
@@ -267,9 +269,9 @@ class ConvQNetwork(Taps, nn.Module):
         x = x.float()
         if self.scale != 1.0:
             x = x / self.scale
-        for i, (conv, pad) in enumerate(zip(self.convs, self.pads)):
+        for conv, pad, unit_name in zip(self.convs, self.pads, self.unit_names):
             x = F.relu(conv(F.pad(x, pad) if any(pad) else x))
-            self.tap(f"{self.name}.conv{i}", x)
+            self.tap(unit_name, x)
         return self.mlp(x.flatten(1))
 
     def weight_layers(self) -> list[WeightLayer]:
@@ -288,7 +290,7 @@ class ConvQNetwork(Taps, nn.Module):
         for i, conv in enumerate(self.convs):
             last_conv = i + 1 == len(self.convs)
             outgoing = self.mlp.layers[0].weight if last_conv else self.convs[i + 1].weight
-            units.append(Units(f"{self.name}.conv{i}", Region(conv.weight), Region(conv.bias), Region(outgoing),
+            units.append(Units(self.unit_names[i], Region(conv.weight), Region(conv.bias), Region(outgoing),
                                self.init, block=self.positions[i] if last_conv else 1,
                                penultimate=last_conv and len(self.mlp.layers) == 1))
         return units + self.mlp.hidden_units()
