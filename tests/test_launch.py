@@ -161,6 +161,38 @@ def test_dqn_smoke_grid_runs_through_tune_into_mlflow(work):
         assert m[names.train_flops_metric("q")] == m[names.TRAIN_FLOPS] > 0
 
 
+def test_rlx2_smoke_grid_runs_through_tune_into_mlflow_and_reports(work):
+    """Issue 14's options on the launcher (about 2 min on two cores): RLx2's n-step targets and
+    dynamic buffer, ReDo and dormant-neuron metrics reach MLflow, and the rlx2 dashboard draws them."""
+    path = ROOT / "experiments" / "smoke_rlx2.yaml"
+    spec, trials = load_trials(path)
+    out = work.run(work.launch_args(path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "smoke-rlx2: 8/8 trials finished (finished)" in out.stdout
+    client = work.client()
+    runs = trial_runs(client, "smoke-rlx2")
+    assert set(runs) == {t.run_key for t in trials}
+    for t in trials:
+        run, r = runs[t.run_key], t.resolved
+        m = run.data.metrics
+        assert steps_of(client, run.info.run_id, names.EVAL_RETURN) == [0, 500, 1000, 1500, 2000]
+        dormant = client.get_metric_history(run.info.run_id, names.dormant_metric("critic"))
+        assert sorted(p.step for p in dormant) == [1000, 1500, 2000]  # from the first update (501) on
+        assert 0 <= m[names.dormant_metric("actor")] <= 1 and m[names.feature_rank_metric("critic")] >= 1
+        assert any(k.startswith(names.dormant_metric("critic.q1.")) for k in m)
+        assert m[names.PARAMS_TOTAL] > 0 and m[names.TRAIN_FLOPS] > 0
+        assert (names.REDO_RECYCLED in m) == r.redo and (names.REPLAY_POLICY_DISTANCE in m) == r.dynamic_buffer
+        if r.dynamic_buffer:  # RLx2's buffer shrank below the 2000 transitions seen
+            assert run.data.params["n_step"] == "3" and 400 <= m[names.REPLAY_SIZE] < 2000
+        else:
+            assert m[names.REPLAY_SIZE] == 2000
+    report = work.run(work.command("report", "smoke-rlx2", "--dashboard", str(ROOT / "dashboards" / "rlx2.yaml"),
+                                   "--out", str(work.dir / "report"), "--tracking-uri", work.uri))
+    assert report.returncode == 0, report.stdout + report.stderr
+    figures = {p.stem for p in (work.dir / "report" / "figures").glob("*.png")}
+    assert {"dormant_fraction_td3", "dormant_fraction_sac", "return_vs_flops_td3"} <= figures
+
+
 def test_smoke_grid_runs_tags_metrics_and_idempotent_relaunch(work):
     spec, trials = load_trials(SMOKE)
     out = work.run(work.launch_args(SMOKE))

@@ -298,3 +298,43 @@ def test_option_axes_cross_run_options_and_dense_is_not_multiplied_by_sparse_one
     for bad, message in (("{seed: [1]}", "seed is a grid axis"), ("{polcy_noise: [1]}", "unknown option")):
         with pytest.raises(SpecError, match=message):
             load_trials(write(tmp_path, BASE.replace("steps: 3000}", f"steps: 3000, options: {bad}}}")))
+
+
+def test_rlx2_grid_compares_it_with_rigl_ds_and_dense_in_its_setup():
+    _, trials = load_trials(EXPERIMENTS / "rlx2_mujoco.yaml")
+    assert len(trials) == 2 * 5 * (1 + 3 * 3) * 5
+    by_method = {m: [t.resolved for t in trials if t.resolved.method == m] for m in ("dense", "ds", "rigl", "rlx2")}
+    assert {(t.lr, t.batch_size, t.weight_decay, t.steps) for ts in by_method.values() for t in ts} == \
+        {(3e-4, 256, 0.0, 3_000_000)}
+    rlx2 = by_method["rlx2"]
+    assert {(t.n_step, t.n_step_start, t.dynamic_buffer, t.topology_interval, t.mask_init) for t in rlx2} == \
+        {(3, 325_000, True, 10_000, "magnitude")}
+    assert {t.buffer_min_size for t in rlx2 if t.algo == "sac"} == {200_000}
+    assert {t.sparsity for t in rlx2} == {0.87, 0.9, 0.95} and {t.sparse_layers for t in rlx2} == {"all"}
+    for method in ("dense", "ds", "rigl"):  # RLx2's parts are its own
+        assert {(t.n_step, t.dynamic_buffer) for t in by_method[method]} == {(1, False)}
+    sac = [t for t in rlx2 if t.algo == "sac"]
+    assert {(t.env, t.target_entropy) for t in sac if t.env in ("Hopper-v4", "Humanoid-v4")} == \
+        {("Hopper-v4", -3.0), ("Humanoid-v4", -17.0)} and all(t.learn_alpha for t in sac)
+
+
+def test_rlx2_ablation_switches_off_one_part_per_variant():
+    _, trials = load_trials(EXPERIMENTS / "rlx2_ablation.yaml")
+    parts = {(t.method_name, (t.resolved.method == "rlx2", t.resolved.n_step, t.resolved.dynamic_buffer))
+             for t in trials}
+    assert parts == {("dense", (False, 1, False)), ("rlx2", (True, 3, True)),
+                     ("rlx2:no-multistep", (True, 1, True)), ("rlx2:no-buffer", (True, 3, False)),
+                     ("rlx2:topology-only", (True, 1, False)), ("static:no-topology", (False, 3, True))}
+    static = next(t.resolved for t in trials if t.method_name == "static:no-topology" and t.resolved.algo == "sac")
+    assert (static.mask_init, static.sparse_targets, static.n_step_start, static.buffer_min_size) == \
+        ("magnitude", "mask", 325_000, 200_000)
+
+
+@pytest.mark.parametrize("name,envs,seeds", [("scaling_dqn_classic.yaml", 2, 5), ("scaling_dqn_minatar.yaml", 3, 3)])
+def test_scaling_grids_cross_width_with_sparsity_and_method(name, envs, seeds):
+    spec, trials = load_trials(EXPERIMENTS / name)
+    points = Counter((t.resolved.method, t.resolved.sparsity, t.resolved.width) for t in trials)
+    widths = {1.0, 2.0, 4.0, 8.0}
+    assert set(points) == {("dense", None, w) for w in widths} | \
+        {("prune", s, w) for s in (0.9, 0.95, 0.99) for w in widths}
+    assert set(points.values()) == {envs * seeds} and spec.grid.size() == len(trials)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Family = Literal["sokar", "graesser"]
+Family = Literal["sokar", "graesser", "rlx2"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Method:
     dense_gradient: bool = False  # a topology update reads the dense gradient (RigL's FLOP charge)
     starts_dense: bool = False  # masks begin full and thin out (gradual pruning)
     matches_sparsity: bool = False  # dense, with widths solved to the parameter count of a sparse net
-    family: Family | None = None  # whose defaults apply: Sokar's (λ, hidden layers) or Graesser's
+    family: Family | None = None  # whose defaults apply: Sokar's (λ, hidden layers), Graesser's or RLx2's
     target_rule: str = "off"  # default sparsity of its target networks (off | topk | mask); Graesser's
     # code keeps targets masked (they copy the masks with the weights), Sokar's DS keeps the top-k
     updater: str = "dense"  # key of sparse.updaters.UPDATERS
@@ -69,9 +69,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("prune", "gradual magnitude pruning (Zhu & Gupta), from dense to the target sparsity",
            starts_dense=True, family="graesser", updater="prune", target_rule="mask",
            updater_options=_pruning_options),
+    # RLx2's topology evolution is RigL's updater with their schedule; their other two parts
+    # (multi-step targets, dynamic-capacity replay) are actor-critic options it switches on.
+    Method("rlx2", "RLx2 (Tan et al. 2023): RigL's topology evolution on their schedule (every 10k steps, "
+           "cosine drop from 0.5 to the end, magnitude-initialised masks), with 3-step targets and the "
+           "dynamic-capacity buffer on by default (TD3, SAC)", dynamic=True, dense_gradient=True, family="rlx2",
+           updater="rigl", target_rule="mask", updater_options=_topology_options(lambda cfg: "magnitude")),
 )}
 
-MethodName = Literal["dense", "dense_matched", "static", "ds", "set", "rigl", "prune"]
+MethodName = Literal["dense", "dense_matched", "static", "ds", "set", "rigl", "prune", "rlx2"]
 assert set(MethodName.__args__) == set(METHODS), "MethodName must list every registered method"  # type: ignore[attr-defined]
 
 

@@ -24,10 +24,24 @@ TRAIN_FLOPS_PREFIX = "cost/train_flops/"  # + network: its cumulative training F
 LAYER_SPARSITY_PREFIX = "layer_sparsity/"  # + layer name, e.g. layer_sparsity/actor.0
 TOPOLOGY_CHURN = "topology/churn"  # connections regrown at the latest topology update
 STEPS_PER_S = "perf/steps_per_s"
+# Dormant neurons (Sokar et al. 2023), on a batch the agent trained on, at every evaluation:
+DORMANT_PREFIX = "dormant/"  # + network: fraction of its hidden units that are τ-dormant; + layer: per layer
+FEATURE_RANK_PREFIX = "feature_rank/"  # + network: srank of its penultimate features (Kumar et al. 2021)
+REDO_RECYCLED = "redo/recycled"  # neurons recycled by ReDo so far (cumulative)
+REPLAY_SIZE = "replay/size"  # transitions in the replay buffer (RLx2's dynamic capacity shrinks it)
+REPLAY_POLICY_DISTANCE = "replay/policy_distance"  # RLx2: distance of the policy to the oldest data, last check
 
 
 def layer_sparsity_metric(layer: str) -> str:
     return LAYER_SPARSITY_PREFIX + layer
+
+
+def dormant_metric(network_or_layer: str) -> str:
+    return DORMANT_PREFIX + network_or_layer
+
+
+def feature_rank_metric(network: str) -> str:
+    return FEATURE_RANK_PREFIX + network
 
 
 def params_metric(network: str) -> str:

@@ -128,7 +128,7 @@ class MethodEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: MethodName = Field(description="dense | static | ds | set | rigl | prune")
+    name: MethodName = Field(description="dense | dense_matched | static | ds | set | rigl | prune | rlx2")
     label: str | None = Field(
         None, min_length=1,
         description="variant name, tagged on the runs; needed when a method is listed twice",
@@ -295,6 +295,9 @@ def group_trials(trials: list[Trial], size: int | None) -> list[list[Trial]]:
     A group is what one Tune trial trains; each member keeps its own run."""
     by_config: dict[str, list[Trial]] = {}
     for t in trials:
+        if t.resolved.ungroupable():  # trains alone: a group of one
+            by_config[t.run_key] = [t]
+            continue
         key = json.dumps([t.label, t.resolved.model_dump(mode="json", exclude={"seed"})], sort_keys=True)
         by_config.setdefault(key, []).append(t)
     groups = []

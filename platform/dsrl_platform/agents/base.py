@@ -19,12 +19,15 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
+from dsrl_platform import names
 from dsrl_platform.agents.protocol import Spaces, Transition
 from dsrl_platform.agents.sparsity import build_group_network, build_sparse_network
+from dsrl_platform.buffers.batch import Batch
 from dsrl_platform.buffers.frames import FrameReplay
 from dsrl_platform.buffers.replay import ReplayBuffer
 from dsrl_platform.config import Resolved, RunConfig
 from dsrl_platform.methods import METHODS
+from dsrl_platform.neurons import ReDo
 from dsrl_platform.sparse.network import SparseNetwork
 
 
@@ -86,12 +89,19 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def make_replay(spaces: Spaces, capacity: int) -> ReplayBuffer | FrameReplay:
+def make_replay(spaces: Spaces, capacity: int, behaviour_dim: int | None = None) -> ReplayBuffer | FrameReplay:
     """Stacked uint8 frames (Atari) share their frames; everything else is stored as it comes."""
     if spaces.obs_dtype == "uint8" and len(spaces.obs_shape) == 3:
         return FrameReplay(spaces.obs_shape, capacity)
     return ReplayBuffer(spaces.obs_shape, capacity, obs_dtype=spaces.obs_dtype,
-                        action_dim=None if spaces.discrete else spaces.action_dim)
+                        action_dim=None if spaces.discrete else spaces.action_dim, behaviour_dim=behaviour_dim)
+
+
+def make_recycler(cfg: Resolved, networks: dict[str, SparseNetwork]) -> ReDo | None:
+    """ReDo over the agent's networks (filled in later) when `redo` is on; its draws from its own
+    generator (seed + 5): switching it on changes no other random stream."""
+    return ReDo(networks, cfg.redo_every, cfg.dormant_threshold, torch.Generator().manual_seed(cfg.seed + 5)) \
+        if cfg.redo else None
 
 
 @dataclass
@@ -135,6 +145,8 @@ class GroupableAgent:
         self.device = pick_device(self.cfg.device)
         self.members = [Member.of(c, self.device) for c in cfgs]
         self.grouped = len(cfgs) > 1
+        if self.grouped and self.cfg.ungroupable():
+            raise ValueError(f"group: {self.cfg.ungroupable()} trains one agent at a time")
         first = self.members[0]
         self.init, self.noise, self.rng = first.init, first.noise, first.rng
         self.grad_step = 0
@@ -189,9 +201,15 @@ class ReplayAgent(GroupableAgent):
     def __init__(self, cfg: Resolved | list[Resolved], spaces: Spaces):
         super().__init__(cfg, spaces)
         for m in self.members:
-            m.replay = make_replay(spaces, min(self.cfg.buffer_size, self.cfg.steps))
+            m.replay = self.make_replay()
         self.replay = self.members[0].replay
         self.env_steps = 0
+        # ReDo and the features groups do not take (spec.groupable): a single agent's
+        self.recycler = None if self.grouped else make_recycler(self.cfg, self.networks)
+        self.last_batch: Batch | None = None  # the latest minibatch: dormant-neuron statistics, ReDo
+
+    def make_replay(self) -> ReplayBuffer | FrameReplay:
+        return make_replay(self.spaces, min(self.cfg.buffer_size, self.cfg.steps))
 
     def trained_network(self, name: str, modules: list[nn.Module], make_optimizer, update_rate: float = 1.0):
         return super().trained_network(name, modules, make_optimizer, self.cfg.batch_size,
@@ -217,9 +235,15 @@ class ReplayAgent(GroupableAgent):
 
     def observe(self, t) -> None:
         """A Transition (a group: one per member)."""
-        for member, tr in zip(self.members, self.per_member(t)):
-            member.replay.add(tr.obs, tr.action, tr.reward, tr.next_obs, tr.terminated, tr.truncated)
+        if not self.grouped:
+            self.store(t)
+        else:
+            for member, tr in zip(self.members, t):
+                member.replay.add(tr.obs, tr.action, tr.reward, tr.next_obs, tr.terminated, tr.truncated)
         self.env_steps += 1
+
+    def store(self, t: Transition) -> None:
+        self.replay.add(t.obs, t.action, t.reward, t.next_obs, t.terminated, t.truncated)
 
     def updates_due(self, step: int) -> int:
         warmup = self.cfg.warmup_steps
@@ -227,22 +251,40 @@ class ReplayAgent(GroupableAgent):
 
     def update(self) -> Mapping[str, Any]:
         self.grad_step += 1
-        return self.learn(self.minibatch())
+        self.last_batch = batch = self.sample_batch()
+        metrics = self.learn(batch)
+        if self.recycler is not None:
+            self.recycler.maybe_recycle(self.grad_step, self.probe_inputs())
+        return metrics
 
-    def minibatch(self):
+    def sample_batch(self) -> Batch:
         """A minibatch (a group: each member's from its own buffer and stream, stacked)."""
         if not self.grouped:
             return self.replay.sample(self.cfg.batch_size, self.rng, self.device)
         parts = [m.replay.sample(self.cfg.batch_size, m.rng, self.device) for m in self.members]
-        return tuple(torch.stack(field) for field in zip(*parts))
+        return Batch(*(torch.stack(field) for field in zip(*parts)))
+
+    def probe_inputs(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Each network's inputs on the latest minibatch (empty before the first update)."""
+        return {} if self.last_batch is None else self.network_inputs(self.last_batch)
+
+    def evaluation_metrics(self) -> dict[str, float]:
+        out = {names.REPLAY_SIZE: float(self.replay.size)}
+        if self.recycler is not None:
+            out[names.REDO_RECYCLED] = float(self.recycler.recycled)
+        return out
 
     # --- what an algorithm supplies ----------------------------------------------------------
     def policy(self, obs: torch.Tensor, explore: bool):
         """The action for one observation (a batch of 1; a group: (G, 1, …), a list back)."""
         raise NotImplementedError
 
-    def learn(self, batch) -> Mapping[str, Any]:
+    def learn(self, batch: Batch) -> Mapping[str, Any]:
         """One gradient update on a minibatch (self.grad_step already counts it)."""
+        raise NotImplementedError
+
+    def network_inputs(self, batch: Batch) -> dict[str, tuple[torch.Tensor, ...]]:
+        """What each network's forward takes on `batch` (its hidden activations are probed)."""
         raise NotImplementedError
 
     # --- state -------------------------------------------------------------------------------
@@ -254,6 +296,10 @@ class ReplayAgent(GroupableAgent):
         state = {"modules": {k: m.state_dict() for k, m in self.modules().items()},
                  "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
                  "env_steps": self.env_steps, "grad_step": self.grad_step}
+        if self.last_batch is not None:  # the probe of the next evaluation's dormant-neuron statistics
+            state["last_batch"] = {"obs": self.last_batch.obs, "action": self.last_batch.action}
+        if self.recycler is not None:
+            state["redo"] = self.recycler.state_dict()
         if self.grouped:
             return {**state, "members": [m.state_dict() for m in self.members]}
         return {**state, **self.members[0].state_dict()}
@@ -266,6 +312,11 @@ class ReplayAgent(GroupableAgent):
         for member, s in zip(self.members, state["members"] if self.grouped else [state], strict=True):
             member.load_state_dict(s)
         self.env_steps, self.grad_step = int(state["env_steps"]), int(state["grad_step"])
+        probe = state.get("last_batch")
+        self.last_batch = None if probe is None else Batch(probe["obs"].to(self.device), probe["action"].to(self.device),
+                                                            None, None, None)
+        if self.recycler is not None:
+            self.recycler.load_state_dict(state["redo"])
 
 
 def threads_warning(cfg: RunConfig) -> str | None:

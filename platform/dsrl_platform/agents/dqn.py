@@ -177,6 +177,9 @@ class DQN(ReplayAgent):
             self.targets.update(cfg.tau)
         return {"loss": loss.detach()}
 
+    def network_inputs(self, batch) -> dict[str, tuple[torch.Tensor, ...]]:
+        return {"q": (batch.obs,)}
+
     def modules(self) -> dict[str, Any]:
         return {"q": self.q, "q_target": self.q_target, "opt": self.opt}
 

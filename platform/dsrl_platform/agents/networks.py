@@ -3,8 +3,10 @@
 MLP (actors, value and Q-networks on vectors), TwinCritic (TD3/SAC's Q1 and Q2 in one pass)
 and ConvQNetwork (MinAtar's small net, Atari's Nature CNN). Every network lists its weights as
 `WeightLayer`s (`weight_layers()`) and its biases (`biases()`): the sparse library masks,
-counts and updates exactly those. Built under `torch.device("meta")` they give the shapes
-without allocating (how configs are validated).
+counts and updates exactly those. Its hidden layers are listed as `Units` (`hidden_units()`)
+and their activations tapped in `forward` (dsrl_platform/neurons.py: dormant neurons, ReDo).
+Built under `torch.device("meta")` they give the shapes without allocating (how configs are
+validated).
 
 Initialisers draw from the run's generator. `torch_default` is PyTorch's `nn.Linear` init
 (U(±1/√fan_in) for weights and biases), which Sokar et al. multiply by the mask, no rescaling.
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dsrl_platform.neurons import Region, Taps, Units
 from dsrl_platform.sparse.network import WeightLayer
 from dsrl_platform.sparse.topology import SparseLayer
 
@@ -96,7 +99,7 @@ INITS: dict[str, Init] = {"torch_default": torch_default, "he_truncated_normal":
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}
 
 
-class MLP(nn.Module):
+class MLP(Taps, nn.Module):
     """in → hidden (ReLU, or tanh) … → out, no output activation (the agent adds its own)."""
 
     def __init__(self, in_dim: int, hidden: list[int], out_dim: int, generator: torch.Generator | None,
@@ -106,15 +109,24 @@ class MLP(nn.Module):
         self.name, self.activation = name, ACTIVATIONS[activation]
         sizes = [in_dim, *hidden, out_dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
-        for i, layer in enumerate(self.layers):
-            init = output_init if output_init is not None and i == len(self.layers) - 1 else hidden_init
+        self.inits = [output_init if output_init is not None and i == len(self.layers) - 1 else hidden_init
+                      for i in range(len(self.layers))]
+        for layer, init in zip(self.layers, self.inits):
             init(layer.weight, layer.bias, generator)
+        self.unit_names = [f"{name}.{i}" for i in range(len(hidden))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *hidden, last = self.layers
-        for layer in hidden:
+        for layer, unit_name in zip(hidden, self.unit_names):
             x = self.activation(layer(x))
+            self.tap(unit_name, x)
         return last(x)
+
+    def hidden_units(self) -> list[Units]:
+        last = len(self.layers) - 1
+        return [Units(unit_name, Region(layer.weight), Region(layer.bias), Region(self.layers[i + 1].weight),
+                      self.inits[i], penultimate=i + 1 == last)
+                for i, (layer, unit_name) in enumerate(zip(self.layers, self.unit_names))]
 
     def weight_layers(self) -> list[WeightLayer]:
         last = len(self.layers) - 1
@@ -125,7 +137,7 @@ class MLP(nn.Module):
         return [layer.bias for layer in self.layers]
 
 
-class TwinCritic(nn.Module):
+class TwinCritic(Taps, nn.Module):
     """Q1 and Q2 computed together: one matmul for both first layers, one bmm per deeper layer.
 
     Parameters hold both heads: the first layer as a (2·h, in) matrix (rows [0, h) are Q1's),
@@ -136,7 +148,7 @@ class TwinCritic(nn.Module):
     def __init__(self, in_dim: int, hidden: list[int], generator: torch.Generator | None, name: str = "critic",
                  init: Init = torch_default):
         super().__init__()
-        self.name = name
+        self.name, self.init = name, init
         self.h0 = hidden[0]
         self.w_in = nn.Parameter(torch.empty(2 * self.h0, in_dim))
         self.b_in = nn.Parameter(torch.empty(2 * self.h0))
@@ -162,10 +174,17 @@ class TwinCritic(nn.Module):
         x = torch.cat([obs, action], dim=1)
         h = F.relu(F.linear(x, self.w_in, self.b_in))  # (B, 2h)
         h = h.view(x.shape[0], 2, self.h0).transpose(0, 1)  # (2, B, h)
+        self._tap_heads(0, h)
         *hidden, last = range(len(self.ws))
         for i in hidden:
             h = F.relu(torch.baddbmm(self.bs[i], h, self.ws[i].transpose(1, 2)))
+            self._tap_heads(i + 1, h)
         return torch.baddbmm(self.bs[last], h, self.ws[last].transpose(1, 2)).squeeze(-1)
+
+    def _tap_heads(self, depth: int, h: torch.Tensor) -> None:
+        if self._taps is not None:
+            self.tap(f"{self.name}.q1.{depth}", h[0])
+            self.tap(f"{self.name}.q2.{depth}", h[1])
 
     def q1(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q1 alone (TD3's actor loss): (batch,)."""
@@ -189,6 +208,20 @@ class TwinCritic(nn.Module):
     def biases(self) -> list[torch.Tensor]:
         return [self.b_in, *self.bs]
 
+    def hidden_units(self) -> list[Units]:
+        """Each head's hidden layers: rows of w_in (first), of ws[i][head] (deeper)."""
+        h, last = self.h0, len(self.ws) - 1
+        units = []
+        for head in (0, 1):
+            q = f"{self.name}.q{head + 1}"
+            rows = slice(head * h, (head + 1) * h)
+            units.append(Units(f"{q}.0", Region(self.w_in, rows), Region(self.b_in, rows), Region(self.ws[0], head),
+                               self.init, penultimate=last == 0))
+            units += [Units(f"{q}.{i + 1}", Region(self.ws[i], head), Region(self.bs[i], (head, 0)),
+                            Region(self.ws[i + 1], head), self.init, penultimate=i + 1 == last)
+                      for i in range(last)]
+        return units
+
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     """TensorFlow's 'same' padding: output ceil(size/stride), the extra pixel after. (before, after, out)"""
@@ -197,7 +230,7 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
     return total // 2, total - total // 2, out
 
 
-class ConvQNetwork(nn.Module):
+class ConvQNetwork(Taps, nn.Module):
     """Convolutions (ReLU) → flatten → fully connected (ReLU) → one output per action.
 
     `convs` lists (channels, kernel, stride); `padding` 'valid' or TensorFlow's 'same'
@@ -209,7 +242,7 @@ class ConvQNetwork(nn.Module):
                  n_out: int, generator: torch.Generator | None, name: str, *, padding: str = "valid",
                  scale: float = 1.0, init: Init = torch_default, output_init: Init | None = None):
         super().__init__()
-        self.name, self.scale, self.padding = name, scale, padding
+        self.name, self.scale, self.padding, self.init = name, scale, padding, init
         channels, height, width = in_shape
         self.convs = nn.ModuleList()
         self.pads: list[tuple[int, int, int, int]] = []
@@ -227,6 +260,7 @@ class ConvQNetwork(nn.Module):
             self.convs.append(nn.Conv2d(channels, out_c, kernel, stride))
             self.positions.append(height * width)
             channels = out_c
+        self.unit_names = [f"{name}.conv{i}" for i in range(len(self.convs))]
         self.mlp = MLP(channels * height * width, fc, n_out, generator, name, init, output_init)
         for conv in self.convs:
             init(conv.weight, conv.bias, generator)
@@ -235,8 +269,9 @@ class ConvQNetwork(nn.Module):
         x = x.float()
         if self.scale != 1.0:
             x = x / self.scale
-        for conv, pad in zip(self.convs, self.pads):
+        for conv, pad, unit_name in zip(self.convs, self.pads, self.unit_names):
             x = F.relu(conv(F.pad(x, pad) if any(pad) else x))
+            self.tap(unit_name, x)
         return self.mlp(x.flatten(1))
 
     def weight_layers(self) -> list[WeightLayer]:
@@ -247,3 +282,15 @@ class ConvQNetwork(nn.Module):
 
     def biases(self) -> list[torch.Tensor]:
         return [conv.bias for conv in self.convs] + self.mlp.biases()
+
+    def hidden_units(self) -> list[Units]:
+        """Channels of every convolution (the last one's outgoing weights: its channel's block of
+        H·W columns of the first dense layer, as `flatten` orders them), then the dense hidden layers."""
+        units = []
+        for i, conv in enumerate(self.convs):
+            last_conv = i + 1 == len(self.convs)
+            outgoing = self.mlp.layers[0].weight if last_conv else self.convs[i + 1].weight
+            units.append(Units(self.unit_names[i], Region(conv.weight), Region(conv.bias), Region(outgoing),
+                               self.init, block=self.positions[i] if last_conv else 1,
+                               penultimate=last_conv and len(self.mlp.layers) == 1))
+        return units + self.mlp.hidden_units()

@@ -26,7 +26,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from dsrl_platform.agents.base import GroupableAgent
+from dsrl_platform import names
+from dsrl_platform.agents.base import GroupableAgent, make_recycler
 from dsrl_platform.agents.networks import MLP, mean_head, orthogonal, value_head
 from dsrl_platform.agents.protocol import Spaces, Transition
 from dsrl_platform.agents.stacked import StackedMLP
@@ -103,6 +104,9 @@ class Actor(nn.Module):
     def weight_layers(self):
         return self.mean.weight_layers()
 
+    def hidden_units(self):
+        return self.mean.hidden_units()
+
     def biases(self) -> list[torch.Tensor]:
         return [*self.mean.biases(), self.std_bias]
 
@@ -121,6 +125,9 @@ class StackedActor(nn.Module):
 
     def weight_layers(self, g: int = 0):
         return self.mean.weight_layers(g)
+
+    def hidden_units(self, g: int = 0):
+        return self.mean.hidden_units(g)
 
     def biases(self, g: int = 0) -> list[torch.Tensor]:
         return [*self.mean.biases(g), self.std_bias[g]]
@@ -169,6 +176,8 @@ class PPO(GroupableAgent):
         self.iterations = 0
         self._pending: list | None = None  # what act() chose, per member
         self._last_next_obs = [np.zeros(spaces.obs_shape, np.float32) for _ in range(G)]
+        self.recycler = None if self.grouped else make_recycler(cfg, self.networks)  # ReDo: single agents
+        self.last_obs: torch.Tensor | None = None  # the latest minibatch's observations (probes)
 
     def _param_groups(self, module: nn.Module) -> list[dict[str, Any]]:
         """TF-Agents' agent-level L2, wd·Σw² on every kernel: Adam's coupled decay 2·wd on the weights."""
@@ -302,7 +311,17 @@ class PPO(GroupableAgent):
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         for net in self.networks.values():
             net.training.step(self.grad_step)
+        self.last_obs = obs
+        if self.recycler is not None:
+            self.recycler.maybe_recycle(self.grad_step, self.probe_inputs())
         return {"policy_loss": policy_loss.detach(), "value_loss": value_loss.detach()}
+
+    def probe_inputs(self) -> dict[str, tuple[torch.Tensor, ...]]:
+        """Both networks' inputs on the latest minibatch (empty before the first update)."""
+        return {} if self.last_obs is None else {"actor": (self.last_obs,), "value": (self.last_obs,)}
+
+    def evaluation_metrics(self) -> dict[str, float]:
+        return {} if self.recycler is None else {names.REDO_RECYCLED: float(self.recycler.recycled)}
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -313,7 +332,9 @@ class PPO(GroupableAgent):
         state = {"modules": {"actor": self.actor.state_dict(), "value": self.value.state_dict()},
                  "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                  "sparse": {k: net.training.state_dict() for k, net in self.networks.items()},
-                 "iterations": self.iterations, "grad_step": self.grad_step}
+                 "iterations": self.iterations, "grad_step": self.grad_step,
+                 **({} if self.last_obs is None else {"last_obs": self.last_obs}),
+                 **({} if self.recycler is None else {"redo": self.recycler.state_dict()})}
         return {**state, "members": per_member} if self.grouped else {**state, **per_member[0]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -330,3 +351,6 @@ class PPO(GroupableAgent):
             self._last_next_obs[g] = s["last_next_obs"]
             self.members[g].load_state_dict(s)
         self.iterations, self.grad_step = int(state["iterations"]), int(state["grad_step"])
+        self.last_obs = None if state.get("last_obs") is None else state["last_obs"].to(self.device)
+        if self.recycler is not None:
+            self.recycler.load_state_dict(state["redo"])

@@ -12,6 +12,8 @@ trains. One training step of the runner is:
 
 `networks` are the agent's trained networks as the sparse library sees them: the unit of
 accounting (parameters, FLOPs from each network's own gradient-step count) and of metric names.
+`probe_inputs()` hands the runner each network's inputs on the latest training batch, on which
+it measures dormant neurons (dsrl_platform/neurons.py) at every evaluation.
 `state_dict()` holds everything the rest of the run depends on, buffer and RNGs included, as
 plain data: tensors, numpy arrays, numbers, strings, lists and dicts (train/checkpoint.py
 stores it without pickling code).
@@ -78,6 +80,15 @@ class Agent(Protocol):
         ...
 
     def update(self) -> Mapping[str, Any]: ...
+
+    def probe_inputs(self) -> Mapping[str, tuple[Any, ...]]:
+        """Per network, the inputs of its forward on the latest training batch (empty before the
+        first update): the batch at hand for dormant-neuron statistics."""
+        ...
+
+    def evaluation_metrics(self) -> Mapping[str, float]:
+        """The agent's own numbers for each evaluation (replay size, neurons recycled, …)."""
+        ...
 
     def state_dict(self) -> dict[str, Any]: ...
 

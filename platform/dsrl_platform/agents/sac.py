@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from dsrl_platform.agents.actor_critic import ActorCritic, ActorCriticConfig
 from dsrl_platform.agents.base import frozen
-from dsrl_platform.config.papers import GRAESSER_SAC, SOKAR_SAC
+from dsrl_platform.config.papers import GRAESSER_SAC, RLX2_SAC, SOKAR_SAC
 from dsrl_platform.methods import METHODS
 
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -29,6 +29,7 @@ class SACConfig(ActorCriticConfig):
 
     sokar = SOKAR_SAC
     graesser = GRAESSER_SAC
+    rlx2 = RLX2_SAC
 
     algo: Literal["sac"] = Field("sac", description="RL algorithm")
     env: str = Field("HalfCheetah-v4", description="gymnasium environment id (MuJoCo -v4 reproduces the papers' -v3)")
@@ -51,6 +52,7 @@ class SACConfig(ActorCriticConfig):
 
 class SAC(ActorCritic):
     actor_out_factor = 2  # mean and log-std
+    uses_window = True  # its n-step target reads the window's inner states
 
     def __init__(self, cfg, spaces):
         super().__init__(cfg, spaces)
@@ -70,7 +72,11 @@ class SAC(ActorCritic):
 
     def sample(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """A tanh-squashed Gaussian action in [-1, 1] and its log-probability."""
-        mean, log_std = self.actor(obs).chunk(2, dim=-1)
+        return self._squashed_gaussian(self.actor(obs), deterministic)
+
+    def _squashed_gaussian(self, out: torch.Tensor, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """`sample` from the actor's output (mean and log-std)."""
+        mean, log_std = out.chunk(2, dim=-1)
         if deterministic:
             return torch.tanh(mean), torch.zeros(mean.shape[:-1], device=self.device)
         log_std = log_std.clamp(LOG_STD_MIN, LOG_STD_MAX)
@@ -82,8 +88,21 @@ class SAC(ActorCritic):
         log_prob -= (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
         return action, log_prob
 
+    def squashed_mean(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.actor(obs).chunk(2, dim=-1)[0])
+
     def action(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        return self.scale(self.sample(obs, deterministic=not explore)[0])
+        out = self.actor(obs)
+        if explore and self.capacity is not None:
+            self.remember_behaviour(torch.tanh(out.chunk(2, dim=-1)[0]))
+        return self.scale(self._squashed_gaussian(out, deterministic=not explore)[0])
+
+    def inner_entropy_terms(self, window) -> torch.Tensor:
+        """Σ_j γ^j·log π(a_j | s_{t+j}) over an n-step window's inner states, a_j ~ π (RLx2's
+        soft n-step return: the target subtracts α times this). (batch,)"""
+        inner = window.inner_obs
+        _, log_prob = self.sample(inner.reshape(-1, *inner.shape[2:]))
+        return (window.inner_discount * log_prob.view(inner.shape[0], inner.shape[1])).sum(dim=1)
 
     def actor_updates_per_grad_step(self) -> float:
         return 1.0
@@ -97,6 +116,8 @@ class SAC(ActorCritic):
             next_action, next_log_prob = self.sample(next_obs)
             q_next = self.critic_target(next_obs, self.scale(next_action)).min(dim=-2).values
             y = self.td_reward(reward) + cfg.gamma * not_done.squeeze(-1) * (q_next - alpha * next_log_prob)
+            if batch.window is not None:  # n-step: the entropy bonus of the states inside the window
+                y = y - alpha * self.inner_entropy_terms(batch.window)
 
         q = self.critic(obs, action)
         critic_loss = self.critic_loss(q, y)

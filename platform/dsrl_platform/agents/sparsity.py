@@ -15,7 +15,7 @@ from dsrl_platform.config import Resolved
 from dsrl_platform.methods import METHODS
 from dsrl_platform.sparse import distributions, updaters
 from dsrl_platform.sparse.group import GroupNetwork, GroupTraining, TopologyView
-from dsrl_platform.sparse.init import sparse_init_
+from dsrl_platform.sparse.init import magnitude_masks_, sparse_init_
 from dsrl_platform.sparse.network import SparseNetwork, WeightLayer
 from dsrl_platform.sparse.topology import Topology
 
@@ -62,7 +62,10 @@ def build_sparse_network(name: str, module: nn.Module, optimizer: torch.optim.Op
     final = densities(cfg, sparse, network_sparsity(cfg, name))
     # Pruning starts dense and reaches `final` by prune_end; all other methods start sparse.
     initial = [1.0] * len(final) if method.starts_dense else final
+    dense = [w.layer.weight.clone() for w in sparse] if cfg.mask_init == "magnitude" else None
     topology = Topology([w.layer for w in sparse], initial, generator)
+    if dense is not None:  # RLx2: the largest initial weights instead of random positions
+        magnitude_masks_(topology, dense)
     if cfg.fixed_sparse_init and not method.starts_dense:
         sparse_init_(topology, generator)
     options = method.updater_options(cfg) if method.updater_options else {}

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from dsrl_platform.agents.actor_critic import ActorCritic, ActorCriticConfig
 from dsrl_platform.agents.base import frozen
-from dsrl_platform.config.papers import GRAESSER_SAC, SOKAR_TD3
+from dsrl_platform.config.papers import GRAESSER_SAC, RLX2_TD3, SOKAR_TD3
 from dsrl_platform.methods import METHODS
 
 
@@ -22,6 +22,7 @@ class TD3Config(ActorCriticConfig):
 
     sokar = SOKAR_TD3
     graesser = GRAESSER_SAC  # Graesser's methods on TD3: their SAC schedule
+    rlx2 = RLX2_TD3
 
     algo: Literal["td3"] = Field("td3", description="RL algorithm")
     env: str = Field("HalfCheetah-v4", description="gymnasium environment id (MuJoCo -v4 reproduces the papers' -v3)")
@@ -47,9 +48,13 @@ class TD3Config(ActorCriticConfig):
 
 
 class TD3(ActorCritic):
+    def squashed_mean(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.actor(obs))
+
     def action(self, obs: torch.Tensor, explore: bool) -> torch.Tensor:
-        action = torch.tanh(self.actor(obs))
+        action = self.squashed_mean(obs)
         if explore:  # Gaussian exploration, σ = exploration_noise · max action
+            self.remember_behaviour(action)
             noise = self.randn(action.shape)
             action = (action + self.cfg.exploration_noise * noise).clamp(-1.0, 1.0)
         return self.scale(action)
@@ -59,7 +64,7 @@ class TD3(ActorCritic):
 
     def learn(self, batch) -> dict[str, Any]:
         cfg = self.cfg
-        obs, action, reward, next_obs, not_done = batch
+        obs, action, reward, next_obs, not_done = batch  # n-step: folded into reward and not_done
 
         with torch.no_grad():
             # Target policy smoothing: clipped Gaussian noise on the target action.

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dsrl_platform.buffers.batch import Batch
+
 _FIELDS = ("frames", "actions", "rewards", "not_done", "start", "valid")
 
 
@@ -60,7 +62,7 @@ class FrameReplay:
         positions = np.maximum(g[:, None] + offsets[None, :], self.start[g % self.capacity][:, None])
         return self.frames[positions % self.capacity]
 
-    def sample(self, batch_size: int, rng: np.random.Generator, device: torch.device):
+    def sample(self, batch_size: int, rng: np.random.Generator, device: torch.device) -> Batch:
         """(obs, actions, rewards, next_obs, not_done) of `batch_size` uniform draws among the
         transitions whose frames are all still in the buffer."""
         low = max(0, self.written - self.capacity + self.stack - 1)
@@ -74,8 +76,8 @@ class FrameReplay:
             bad = ~self.valid[g % self.capacity]
         i = g % self.capacity
         as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device, non_blocking=True)  # noqa: E731
-        return (as_t(self._stacks(g)), as_t(self.actions[i]), as_t(self.rewards[i]), as_t(self._stacks(g + 1)),
-                as_t(self.not_done[i]))
+        return Batch(as_t(self._stacks(g)), as_t(self.actions[i]), as_t(self.rewards[i]), as_t(self._stacks(g + 1)),
+                     as_t(self.not_done[i]))
 
     def state_dict(self) -> dict[str, Any]:
         n = self.size

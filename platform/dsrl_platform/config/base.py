@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dsrl_platform.config.papers import GraesserDefaults, SokarDefaults
+from dsrl_platform.config.papers import RLX2_TD3, GraesserDefaults, RLx2Defaults, SokarDefaults
 from dsrl_platform.methods import METHODS, MethodName
 
 Distribution = Literal["er", "erk", "uniform"]
@@ -29,7 +29,7 @@ Distribution = Literal["er", "erk", "uniform"]
 SPARSE_ONLY = (
     "sparsity", "distribution", "lambda1", "lambda2", "sparse_layers", "topology_interval",
     "drop_fraction", "drop_schedule", "drop_rule", "topology_end", "prune_start", "prune_end",
-    "prune_interval", "update_replaces_step", "fixed_sparse_init",
+    "prune_interval", "update_replaces_step", "fixed_sparse_init", "mask_init",
 )
 SPARSITY_SUFFIX = "_sparsity"  # per-network sparsity options: actor_sparsity, critic_sparsity, …
 
@@ -47,10 +47,11 @@ class RunConfig(BaseModel):
     networks: ClassVar[tuple[str, ...]] = ()  # trained networks, e.g. ("actor", "critic")
     sokar: ClassVar[SokarDefaults | None] = None  # Sokar's setting, where the paper has one
     graesser: ClassVar[GraesserDefaults] = GraesserDefaults()
+    rlx2: ClassVar[RLx2Defaults] = RLX2_TD3  # RLx2's topology schedule (its buffer parts: TD3 and SAC)
 
     # --- what to run -------------------------------------------------------------------------
     algo: str = Field(description="RL algorithm (`dsrl-platform options` lists them)")
-    method: MethodName = Field("dense", description="dense | static | ds (Sokar's dynamic sparse) | set | rigl | prune (Graesser)")
+    method: MethodName = Field("dense", description="dense | static | ds (Sokar's dynamic sparse) | set | rigl | prune (Graesser) | rlx2 (Tan et al.)")
     env: str = Field(description="gymnasium environment id")
     seed: int = Field(0, ge=0, description="seed of every random choice in the run")
     steps: int = Field(1_000_000, gt=0, description="training budget in environment steps")
@@ -84,6 +85,13 @@ class RunConfig(BaseModel):
     prune_interval: int | None = Field(None, gt=0, description="prune: gradient steps between mask updates")
     update_replaces_step: bool | None = Field(None, description="a topology update replaces that step's gradient update (Graesser's code: Atari RigL only)")
     fixed_sparse_init: bool | None = Field(None, description="redraw the active weights with Glorot bounds over the active fans (Graesser's fixed_sparse_init; default for their methods and setting)")
+    mask_init: Literal["random", "magnitude"] | None = Field(None, description="initial masks: random positions (Sokar, Graesser) or the largest |w| of the initial weights (RLx2's code; default for rlx2)")
+
+    # --- dormant neurons and ReDo (Sokar et al. 2023) -----------------------------------------
+    dormant_metrics: bool = Field(True, description="log the τ-dormant fraction per network and layer and the srank of the penultimate features at every evaluation, on the latest training batch")
+    dormant_threshold: float = Field(0.0, ge=0, description="τ: a unit is dormant when its normalised mean |activation| is ≤ τ (metrics and ReDo; Dopamine's labs/redo default 0)")
+    redo: bool = Field(False, description="ReDo: recycle τ-dormant neurons every redo_every gradient steps (fresh incoming weights, zero outgoing weights and bias, their optimizer state reset; masks kept)")
+    redo_every: int | None = Field(None, gt=0, description="ReDo: gradient steps between recyclings (Dopamine's SAC-on-MuJoCo config: 1000)")
 
     # --- execution ---------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
@@ -130,6 +138,14 @@ class RunConfig(BaseModel):
         """The paper's values of this algorithm's own options (applied where they are None)."""
         return {}
 
+    @classmethod
+    def drop_unused(cls, values: dict[str, Any]) -> None:
+        """Fill or clear the options of switches (redo, …) in resolved `values`: an option of a
+        feature that is off changes nothing, so it must not change the run's identity."""
+        _fill(values, {"redo_every": REDO_EVERY} if values["redo"] else {})
+        if not values["redo"]:
+            values["redo_every"] = None
+
     def graesser_setting(self) -> bool:
         """The run follows Graesser et al.'s training setup (their agents, or a preset)."""
         return self.sokar is None
@@ -142,6 +158,10 @@ class RunConfig(BaseModel):
         """Gradient steps done by environment step `env_step` (schedules are set in env steps,
         the sparse library counts gradient steps)."""
         raise NotImplementedError
+
+    def ungroupable(self) -> str | None:
+        """Why runs of this config must train one at a time (a feature groups do not take), or None."""
+        return "redo (ReDo recycles one agent's units)" if getattr(self, "redo", False) else None
 
     def first_update_step(self) -> int:
         """Environment steps before the first gradient update (a random warm-up, a first rollout)."""
@@ -179,6 +199,7 @@ class RunConfig(BaseModel):
             from dsrl_platform.agents.widths import matched_widths  # shapes: the agents and the env
 
             values.update(matched_widths(resolved_type(type(self)).model_validate(values)))
+        type(self).drop_unused(values)
         resolved = resolved_type(type(self)).model_validate(values)
         type(self).check(resolved)
         return resolved
@@ -187,6 +208,9 @@ class RunConfig(BaseModel):
         """Stable identity of the resolved config: same options, same key."""
         payload = json.dumps(self.resolve().model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+REDO_EVERY = 1000  # Dopamine labs/redo, SAC on MuJoCo (SparseSacAgent.reset_freq)
 
 
 def _fill(values: dict[str, Any], defaults: dict[str, Any]) -> None:
@@ -201,8 +225,13 @@ def _fill_sparse(cls: type[RunConfig], c: dict[str, Any], graesser: GraesserDefa
     if not m.sparse:
         return
     sokar = cls.sokar if m.family == "sokar" and not graesser_setting else None
+    rlx2 = cls.rlx2 if m.family == "rlx2" else None
     # Graesser's code redraws sparse weights with sparse fans; a no-op for pruning (starts dense).
-    _fill(c, {"fixed_sparse_init": not m.starts_dense and (m.family == "graesser" or graesser_setting)})
+    # RLx2's keeps the init and masks its largest weights.
+    _fill(c, {"fixed_sparse_init": not m.starts_dense and rlx2 is None and (m.family == "graesser" or graesser_setting),
+              "mask_init": None if m.starts_dense else "magnitude" if rlx2 else "random"})
+    if m.starts_dense:  # pruning starts from full masks
+        c["mask_init"] = None
     steps = c["steps"]
     lambdas = sokar.lambdas_for(c["env"]) if sokar else None
     per_net = cls.sparsity_options()
@@ -215,12 +244,16 @@ def _fill_sparse(cls: type[RunConfig], c: dict[str, Any], graesser: GraesserDefa
         if c["lambda1"] is None:
             raise ValueError(f"lambda1: no published λ for {c['env']}; set lambda1/lambda2 or sparsity")
     else:
-        _fill(c, {"sparsity": sokar.fallback_sparsity if sokar else graesser.sparsity})
+        _fill(c, {"sparsity": sokar.fallback_sparsity if sokar else rlx2.sparsity if rlx2 else graesser.sparsity})
         _fill(c, {n: c["sparsity"] for n in per_net})
     # Options of a schedule the method does not have are dropped: they change nothing, so they
     # must not change the run's identity (a grid sets topology_interval for static trials too).
     unused = (() if m.dynamic else _TOPOLOGY_OPTIONS) + (() if m.starts_dense else _PRUNING_OPTIONS)
     c.update({name: None for name in unused})
+    if rlx2:
+        _fill(c, {"topology_interval": rlx2.topology_interval, "drop_fraction": rlx2.drop_fraction,
+                  "drop_schedule": "cosine", "topology_end": int(rlx2.topology_end * steps),
+                  "update_replaces_step": True})
     if m.dynamic:
         ds = sokar is not None  # Sokar's dynamic sparsity (DS-TD3, DS-SAC)
         _fill(c, {"topology_interval": graesser.topology_interval,

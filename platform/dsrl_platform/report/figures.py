@@ -222,3 +222,13 @@ FIGURES: dict[str, Callable[[Analysis], list[Figure]]] = {
     "final_return_vs_sparsity": final_return_vs_sparsity,
     "actor_critic_heatmap": actor_critic_heatmap,
 }
+
+
+def _register_beyond() -> None:
+    """Issue 14's figures (dormant neurons, scaling grids) live in report/beyond.py."""
+    from dsrl_platform.report.beyond import FIGURES as beyond
+
+    FIGURES.update(beyond)
+
+
+_register_beyond()

@@ -1,4 +1,5 @@
-"""Sparsity-aware initialisation (Graesser et al.'s `fixed_sparse_init`; Evci et al. 2022).
+"""Sparsity-aware initialisation (Graesser et al.'s `fixed_sparse_init`; Evci et al. 2022), and
+RLx2's magnitude-chosen initial masks.
 
 A sparse layer initialised like its dense twin and then masked has the wrong scale: a unit
 with 10% of its inputs gets 10% of the variance. Graesser et al.'s code redraws every active
@@ -33,3 +34,20 @@ def sparse_init_(topology: Topology, generator: torch.Generator) -> None:
         bound = torch.sqrt(3.0 / torch.clamp((fan_in + fan_out) / 2, min=1.0))
         draw = torch.rand(mask.shape, generator=generator).to(mask.device) * 2 - 1
         layer.weight.copy_(draw * bound * mask)
+
+
+@torch.no_grad()
+def magnitude_masks_(topology: Topology, dense_weights: list[torch.Tensor]) -> None:
+    """RLx2's initial masks (Tan et al. 2023, DST_Scheduler.weight_sparsify): each layer keeps its
+    k largest |w| of the dense initial weights `dense_weights` (k: its number of connections,
+    ties to the lower flat index); the weights are restored and masked."""
+    counts = topology.nnz()
+    for i, (layer, dense) in enumerate(zip(topology.layers, dense_weights)):
+        mask = topology.mask(i)
+        keep = torch.sort(dense.abs().flatten(), descending=True, stable=True).indices[:counts[i]]
+        flat = torch.zeros(mask.numel(), dtype=mask.dtype, device=mask.device)
+        flat[keep.to(mask.device)] = 1.0
+        mask.copy_(flat.view(mask.shape))
+        layer.weight.copy_(dense)
+    topology.changed()
+    topology.apply_()

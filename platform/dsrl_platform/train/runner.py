@@ -37,6 +37,7 @@ from dsrl_platform.agents.registry import ALGORITHMS
 from dsrl_platform.config import RunConfig
 from dsrl_platform.envs import EpisodeReplay, make_env, reseeds_each_episode
 from dsrl_platform.methods import METHODS
+from dsrl_platform.neurons import group_neuron_stats, neuron_stats
 from dsrl_platform.train import checkpoint
 from dsrl_platform.train.accounting import Accounting
 from dsrl_platform.train.sinks import MemorySink, MetricSink
@@ -185,6 +186,7 @@ class Runner:
                     obs[g], _ = m.eval_env.reset()
                     active[g] = len(returns[g]) < cfg.eval_episodes
         out: list[Evaluation | None] = []
+        neurons = self.neuron_metrics()
         for g, m in enumerate(members):
             if m.failed is not None:
                 out.append(None)
@@ -192,7 +194,7 @@ class Runner:
             evaluation = Evaluation(self.step, float(np.mean(returns[g])), float(np.std(returns[g])),
                                     m.costs.train_flops, m.costs.dense_flops())
             m.evals.append(evaluation)
-            m.sink.log(self._metrics(g, evaluation), self.step)
+            m.sink.log(self._metrics(g, evaluation, neurons[g]), self.step)
             out.append(evaluation)
         self._clock = (time.perf_counter(), self.step)
         return out
@@ -206,7 +208,7 @@ class Runner:
                 if bad:
                     m.failed = f"diverged: non-finite weights in {', '.join(bad)} by step {self.step}"
 
-    def _metrics(self, g: int, evaluation: Evaluation) -> dict[str, float]:
+    def _metrics(self, g: int, evaluation: Evaluation, neurons: dict[str, float]) -> dict[str, float]:
         m = self.members[g]
         metrics = {names.EVAL_RETURN: evaluation.return_mean, names.EVAL_RETURN_STD: evaluation.return_std,
                    names.TRAIN_FLOPS: evaluation.train_flops, names.TRAIN_FLOPS_DENSE: evaluation.train_flops_dense,
@@ -221,6 +223,8 @@ class Runner:
         metrics.update({names.layer_sparsity_metric(k): v for k, v in self.layer_sparsity(g).items()})
         if self.method.dynamic:
             metrics[names.TOPOLOGY_CHURN] = sum(net.training.last_churn for net in m.networks.values())
+        metrics.update(neurons)
+        metrics.update(self.agent.evaluation_metrics())
         if self._clock is not None and self.step > self._clock[1]:
             t0, s0 = self._clock
             metrics[names.STEPS_PER_S] = (self.step - s0) / (time.perf_counter() - t0)
@@ -239,6 +243,24 @@ class Runner:
         kept, total = sum(c.weights for c in counts.values()), sum(c.weights for c in full.values())
         out.update({"total": kept, "total_with_biases": sum(c.with_biases for c in counts.values()),
                     "sparsity": 1 - kept / total})
+        return out
+
+    def neuron_metrics(self) -> list[dict[str, float]]:
+        """Per member: dormant fractions per network and hidden layer, and the srank of each
+        network's penultimate features, on the agent's latest training batch (none before the
+        first; a group: one stacked pass, each member's share of it)."""
+        out: list[dict[str, float]] = [{} for _ in self.members]
+        if not self.config.dormant_metrics:
+            return out
+        for name, inputs in self.agent.probe_inputs().items():
+            module = self.agent.networks[name].module
+            per_member = (group_neuron_stats(module, inputs, self.config.dormant_threshold, len(self.members))
+                          if self.grouped else [neuron_stats(module, inputs, self.config.dormant_threshold)])
+            for metrics, stats in zip(out, per_member):
+                metrics[names.dormant_metric(name)] = stats.fraction
+                metrics.update({names.dormant_metric(layer): v for layer, v in stats.layers.items()})
+                if stats.feature_rank is not None:
+                    metrics[names.feature_rank_metric(name)] = stats.feature_rank
         return out
 
     def layer_sparsity(self, g: int = 0) -> dict[str, float]:
