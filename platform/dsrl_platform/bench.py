@@ -18,8 +18,8 @@ from dsrl_platform.methods import METHODS
 WARMUP = 1000
 
 
-def bench_config(algo: str, method: str, env: str | None):
-    options = {"algo": algo, "method": method, "steps": 1_000_000, "threads": 1, "device": "cpu"}
+def bench_config(algo: str, method: str, env: str | None, device: str = "cpu"):
+    options = {"algo": algo, "method": method, "steps": 1_000_000, "threads": 1, "device": device}
     if env:
         options["env"] = env
     if "warmup_steps" in config.config_class(algo).model_fields:
@@ -78,7 +78,7 @@ def _groups_command(args: argparse.Namespace, algos: list[str], methods: list[st
         raise ValueError(f"--groups {args.groups}: expected group sizes, e.g. 1,5") from None
     if not groups or groups[0] < 1:
         raise ValueError(f"--groups {args.groups}: group sizes must be at least 1")
-    result = bench_groups.run(algos, methods, args.env, groups, args.steps,
+    result = bench_groups.run(algos, methods, args.env, groups, args.steps, device=args.device,
                               log=lambda line: print(line, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps(result))

@@ -102,11 +102,11 @@ class _PlainTD3:
                         tp.lerp_(p, 0.005)
 
 
-def _runner(algo: str, method: str, env: str | None, group: int):
+def _runner(algo: str, method: str, env: str | None, group: int, device: str):
     from dsrl_platform.bench import bench_config
     from dsrl_platform.train.runner import Runner
 
-    cfgs = [bench_config(algo, method, env).model_copy(update={"seed": s}) for s in range(group)]
+    cfgs = [bench_config(algo, method, env, device).model_copy(update={"seed": s}) for s in range(group)]
     runner = Runner(cfgs if group > 1 else cfgs[0])
     for _ in range(runner.config.first_update_step() + 20):  # the warm-up, then a few updates
         runner._env_step()
@@ -121,14 +121,14 @@ def _timed(step: Callable[[], None], steps: int) -> float:
 
 
 def run(algos: list[str], methods: list[str], env: str | None, groups: list[int], steps: int, rounds: int = 3,
-        log: Callable[[str], None] = print) -> dict:
+        device: str = "cpu", log: Callable[[str], None] = print) -> dict:
     """Steps/s per member of every algo × method × group size, the plain loop and the peak."""
     torch.set_num_threads(1)
     peak = matmul_peak_gflops()
     plain = _PlainTD3("HalfCheetah-v4")  # the outside reference: TD3 on HalfCheetah, as measured elsewhere
     for _ in range(WARMUP + 20):
         plain.step()
-    runners = {(a, m, g): _runner(a, m, env, g) for a in algos for m in methods for g in groups}
+    runners = {(a, m, g): _runner(a, m, env, g, device) for a in algos for m in methods for g in groups}
     rates: dict = {k: [] for k in runners} | {"plain": []}
     for r in range(rounds):  # interleaved: every configuration sees the same machine in each round
         log(f"bench: round {r + 1}/{rounds}")

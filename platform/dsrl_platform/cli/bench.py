@@ -14,6 +14,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=2000, help="timed steps per configuration")
     p.add_argument("--groups", help="grouped training: group sizes to compare, e.g. 1,5 (steps/s per member, "
                                     "GFLOP/s against the machine's matmul peak, a plain PyTorch TD3 loop beside)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where grouped agents train (--groups)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
