@@ -8,6 +8,6 @@ py=${PYTHON:-.venv/bin/python}
 "$py" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name())"
 # every algorithm and method on CUDA (device auto picks it), groups included, and CUDA parity tests
 timeout 200 "$py" -m pytest -q -p no:cacheprovider -x tests/train/test_groups.py tests/sparse \
-    -k "not test_first_actions" --timeout 180
+    --timeout 180
 timeout 120 "$py" -m dsrl_platform.cli bench --device cuda --algos td3,sac,dqn --methods dense,ds \
     --groups 1,8,64 --steps 100 --json
