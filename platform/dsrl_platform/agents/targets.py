@@ -4,6 +4,13 @@ Rules (`sparse_targets`): `topk` — after every update each target layer keeps 
 weights, k = the online layer's nonzeros (Sokar et al.; exact, sparse/topology.py); `mask` —
 targets multiplied by the online masks (Graesser et al.'s code copies the masks with the
 weights); `off` — targets as the update leaves them.
+
+With sparse kernels, a target runs its forward on the online network's sparse structures while
+its weights provably lie inside the online masks: under `mask`, from each masking until the
+online topology next changes; under `topk`, while every layer's top-k found its support inside
+the mask (sparse/topology.py); under `off`, until the topology first changes (an update mixes
+in online weights, zero off the mask, so a fixed mask keeps the support). Otherwise it takes
+the dense path.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import copy
 import torch
 from torch import nn
 
+from dsrl_platform.sparse.kernels import attach
 from dsrl_platform.sparse.network import SparseNetwork
 from dsrl_platform.sparse.topology import sparsify_target_
 
@@ -36,6 +44,18 @@ class Targets:
                         self._mask_params.append(t)
                         self._masks.append(mask)
             self._pairs.append((*params, layers, topology))
+            if net.kernels is not None:
+                attach(target, net.kernels.view(target, net.module, self._inside_masks(len(self._pairs) - 1)))
+        self._masked_at: list[int | None] = [None if t is None else t.version for *_, t in self._pairs]
+
+    def _inside_masks(self, i: int):
+        """Whether target i's weights lie inside its online masks now (see the module docstring)."""
+        def inside() -> bool:
+            _, _, layers, topology = self._pairs[i]
+            if self.rule in ("mask", "off"):  # `off`: masked only once, at the copy
+                return self._masked_at[i] == topology.version
+            return all(layer._in_mask_at == topology.version for layer in layers)
+        return inside
 
     @torch.no_grad()
     def update(self, tau: float) -> None:
@@ -49,3 +69,4 @@ class Targets:
                 sparsify_target_(layers, topology, tau)
         if self.rule == "mask" and self._masks:
             torch._foreach_mul_(self._mask_params, self._masks)
+            self._masked_at = [None if t is None else t.version for *_, t in self._pairs]

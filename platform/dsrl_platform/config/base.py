@@ -29,7 +29,7 @@ Distribution = Literal["er", "erk", "uniform"]
 SPARSE_ONLY = (
     "sparsity", "distribution", "lambda1", "lambda2", "sparse_layers", "topology_interval",
     "drop_fraction", "drop_schedule", "drop_rule", "topology_end", "prune_start", "prune_end",
-    "prune_interval", "update_replaces_step", "fixed_sparse_init",
+    "prune_interval", "update_replaces_step", "fixed_sparse_init", "sparse_kernels",
 )
 SPARSITY_SUFFIX = "_sparsity"  # per-network sparsity options: actor_sparsity, critic_sparsity, …
 
@@ -88,6 +88,7 @@ class RunConfig(BaseModel):
     # --- execution ---------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
     threads: int = Field(1, gt=0, description="torch intra-op threads")
+    sparse_kernels: Literal["auto", "dense", "sparse"] = Field("dense", description="how masked layers compute: dense (masked dense matrices, bit-reproducible), sparse (sparse kernels on every masked linear layer) or auto (per layer, whichever measures faster on this device; equal to dense to float tolerance)")
 
     @model_validator(mode="after")
     def _check_consistency(self) -> RunConfig:
@@ -199,6 +200,7 @@ def _fill_sparse(cls: type[RunConfig], c: dict[str, Any], graesser: GraesserDefa
     """Sparse options a method uses get the paper's default; the others stay None."""
     m = METHODS[c["method"]]
     if not m.sparse:
+        c["sparse_kernels"] = "dense"  # no masks, nothing to run sparse: one identity for every dense run
         return
     sokar = cls.sokar if m.family == "sokar" and not graesser_setting else None
     # Graesser's code redraws sparse weights with sparse fans; a no-op for pruning (starts dense).

@@ -1,0 +1,116 @@
+"""Which path runs a layer fastest on this device: measured, not guessed.
+
+For a layer's shape, density and training batch, `fastest` times one training step of the layer
+— forward, backward (input and weight gradients, through autograd) and Adam — on the masked
+dense path and on every sparse back end (gradient and Adam at the nonzeros), interleaved over
+several rounds on the same random data, and keeps the medians.
+A sparse back end is chosen only if it beats the dense product by `MARGIN`; otherwise the layer
+stays dense, so the automatic choice is never slower than masked-dense by more than the noise of
+the measurement. Results are remembered for the process, per (shape, density to two significant
+digits, batch, threads, device), so a grid's networks and pruning's shrinking masks measure each
+case once.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .adam import step_on_nonzeros
+from .csr import CSR
+from .linear import SparseLinear, dense_linear
+
+MARGIN = 0.9  # a sparse path must take under 90% of the dense time
+ROUNDS = 5
+ROUND_SECONDS = 1e-3
+
+
+@dataclass(eq=False)
+class _Probe:
+    """The stand-in kernel SparseLinear needs while timing (no recording)."""
+    backend: object
+    recording: bool = False
+    records: list = field(default_factory=list)
+
+
+_memo: dict[tuple, tuple[str, dict[str, float]]] = {}
+
+
+def fastest(csr: CSR, shape: torch.Size, batch: int, backends: list, device: torch.device,
+            feature_major_input: bool) -> tuple[str, dict[str, float]]:
+    """("dense" or a back end's name, median seconds per training step of each candidate).
+    `feature_major_input`: the layer's input comes from a sparse layer (no transpose to pay)."""
+    numel = 1
+    for n in shape:
+        numel *= n
+    key = (tuple(shape), f"{csr.nnz / numel:.2g}", batch, feature_major_input, torch.get_num_threads(),
+           str(device), tuple(b.name for b in backends))
+    if key not in _memo:
+        _memo[key] = _measure(csr, shape, batch, backends, device, feature_major_input)
+    return _memo[key]
+
+
+def _measure(csr: CSR, shape: torch.Size, batch: int, backends: list, device: torch.device,
+             feature_major_input: bool):
+    g = torch.Generator().manual_seed(0)
+    mask = torch.zeros(shape).view(-1)
+    mask[csr.flat.cpu()] = 1.0
+    mask = mask.view(shape).to(device)
+    init = torch.randn(shape, generator=g).to(device) * mask
+    bias_shape = (shape[0], 1, shape[1]) if len(shape) == 3 else (shape[0],)
+    x = torch.randn(csr.cols, batch, generator=g).to(device).t()  # as a sparse layer hands it on
+    x = (x if feature_major_input else x.contiguous()).requires_grad_(True)
+    dy = torch.randn(batch, csr.rows, generator=g).to(device)
+
+    def candidate(backend) -> Callable[[], None]:
+        """One training step of the layer on this path: forward, backward, Adam (masked dense, or
+        at the nonzeros as SparseTraining does)."""
+        weight = init.clone().requires_grad_(True)
+        bias = torch.zeros(bias_shape, device=device, requires_grad=True)
+        opt = torch.optim.Adam([weight, bias], lr=1e-4, fused=device.type in ("cpu", "cuda"))
+        probe = _Probe(backend)
+
+        def dense_step() -> None:
+            dense_linear(x, weight, bias).backward(dy)
+            with torch.no_grad():
+                weight.grad.mul_(mask)
+                opt.step()
+                weight.mul_(mask)
+            opt.zero_grad(set_to_none=False)
+
+        def sparse_step() -> None:
+            SparseLinear.apply(x, weight, bias, probe, csr).backward(dy)
+            step_on_nonzeros(opt, {id(weight): csr.flat})
+            opt.zero_grad(set_to_none=False)
+
+        return dense_step if backend is None else sparse_step
+
+    candidates = {"dense": candidate(None)} | {b.name: candidate(b) for b in backends}
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    calls = {}
+    for name, f in candidates.items():  # warm up, and size the rounds
+        f()
+        start = time.perf_counter()
+        f()
+        calls[name] = max(1, int(ROUND_SECONDS / max(time.perf_counter() - start, 1e-7)))
+    for _ in range(ROUNDS):
+        for name, f in candidates.items():
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(calls[name]):
+                f()
+            _sync(device)
+            times[name].append((time.perf_counter() - start) / calls[name])
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    best = min((n for n in medians if n != "dense"), key=medians.get, default="dense")
+    choice = best if best != "dense" and medians[best] < MARGIN * medians["dense"] else "dense"
+    return choice, medians
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

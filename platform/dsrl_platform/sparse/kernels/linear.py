@@ -1,0 +1,95 @@
+"""y = x·Wᵀ + b with W masked: the dense product, or a sparse kernel over the mask's nonzeros.
+
+`dense_linear` is what the networks compute without sparse kernels: F.linear for a matrix, one
+bmm for a stack of G matrices (inputs and outputs side by side, (B, G·in) → (B, G·out)).
+
+`SparseLinear` is the sparse path (one autograd node): the forward reads W's nonzeros
+(`weight.view(-1)[flat]`, O(nnz)); the backward computes dX = dY·W and the weight gradient at
+the nonzeros only (SDDMM), added into the parameter's .grad there (zero off the mask: exactly
+what masking the dense gradient gives). Activations travel feature-major
+(`Y` is returned as a transposed view of a contiguous Yᵀ), so a chain of sparse layers and the
+elementwise ops between them never copy to transpose.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from .csr import CSR
+
+
+def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                 rows: int | None = None) -> torch.Tensor:
+    """x·Wᵀ + b; a stacked (G, out, in) weight maps (B, G·in) to (B, G·out). `rows`: only the
+    first `rows` outputs (a stack's first member), `bias` then given for those rows."""
+    if rows is not None or weight.dim() == 2:
+        w = weight if rows is None else weight.reshape(-1, weight.shape[-1])[:rows]
+        return F.linear(x, w, bias)
+    g, out, n_in = weight.shape
+    xs = x.reshape(x.shape[0], g, n_in).transpose(0, 1)  # (G, B, in)
+    y = torch.bmm(xs, weight.transpose(1, 2)) if bias is None else torch.baddbmm(bias, xs, weight.transpose(1, 2))
+    return y.transpose(0, 1).reshape(x.shape[0], g * out)
+
+
+def feature_major(x: torch.Tensor) -> torch.Tensor:
+    """xᵀ, contiguous (free when x is the transposed view a sparse layer returned)."""
+    t = x.t()
+    return t if t.is_contiguous() else t.contiguous()
+
+
+class SparseLinear(torch.autograd.Function):
+    """apply(x, weight, bias, kernel, csr): `kernel` has the back end and, for RigL, the record
+    of (Xᵀ, dYᵀ) that gives the dense weight gradient on demand (dense_weight_grad)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, kernel, csr: CSR):
+        xt = feature_major(x)
+        values = weight.detach().reshape(-1).index_select(0, csr.flat)
+        b = None if bias is None else bias.detach().reshape(-1)
+        yt = kernel.backend.matmul(csr, values, xt, b if b is None or b.is_contiguous() else b.contiguous())
+        ctx.save_for_backward(xt, values)
+        ctx.kernel, ctx.csr, ctx.weight = kernel, csr, weight
+        ctx.bias_shape = None if bias is None else bias.shape
+        return yt.t()
+
+    @staticmethod
+    def backward(ctx, dy):
+        xt, values = ctx.saved_tensors
+        kernel, csr = ctx.kernel, ctx.csr
+        dyt = feature_major(dy)
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = kernel.backend.matmul_t(csr, values, dyt).t()
+        if ctx.needs_input_grad[1]:
+            dv = kernel.backend.sddmm(csr, dyt, xt)
+            weight = ctx.weight
+            if weight.is_leaf:
+                # Added straight into .grad at the nonzeros, as AccumulateGrad would add the dense
+                # gradient (zero elsewhere), without building it: O(nnz) instead of three passes
+                # over the matrix. (Megatron-LM's gradient-accumulation fusion does the same.)
+                if weight.grad is None:
+                    weight.grad = torch.zeros_like(weight)
+                weight.grad.view(-1).index_add_(0, csr.flat, dv)
+            else:
+                dw = torch.zeros_like(weight)
+                dw.view(-1).index_copy_(0, csr.flat, dv)
+            if kernel.recording:
+                kernel.records.append((xt, dyt))
+        if ctx.needs_input_grad[2]:
+            db = dyt.sum(1).reshape(ctx.bias_shape)
+        return dx, dw, db, None, None
+
+
+def dense_weight_grad(shape: torch.Size, records: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """The dense ∂L/∂W (zeros included) from the recorded (Xᵀ, dYᵀ) of the backward passes:
+    Σ dYᵀ·X, block by block for a stack (RigL's grow score)."""
+    grad = torch.zeros(shape, dtype=records[0][0].dtype, device=records[0][0].device)
+    for xt, dyt in records:
+        if len(shape) == 2:
+            grad[: dyt.shape[0]] += dyt @ xt.t()
+        else:
+            _, out, n_in = shape
+            blocks = dyt.shape[0] // out  # a stack's leading members (all of them, or the first)
+            grad[:blocks] += torch.bmm(dyt.view(blocks, out, -1), xt[: blocks * n_in].view(blocks, n_in, -1).transpose(1, 2))
+    return grad
