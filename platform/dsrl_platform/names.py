@@ -24,10 +24,17 @@ TRAIN_FLOPS_PREFIX = "cost/train_flops/"  # + network: its cumulative training F
 LAYER_SPARSITY_PREFIX = "layer_sparsity/"  # + layer name, e.g. layer_sparsity/actor.0
 TOPOLOGY_CHURN = "topology/churn"  # connections regrown at the latest topology update
 STEPS_PER_S = "perf/steps_per_s"
+UPDATE_MS = "perf/update_ms"  # measured wall-clock ms of one agent update (all its gradient steps), since the last evaluation
+SPARSE_KERNEL_LAYERS = "kernels/sparse_layers"  # weight layers running on a sparse kernel now (sparse_kernels auto/sparse)
+KERNEL_SPARSE_PREFIX = "kernel_sparse/"  # + masked weight, e.g. kernel_sparse/critic.ws.0: 1 on a sparse kernel, 0 dense
 
 
 def layer_sparsity_metric(layer: str) -> str:
     return LAYER_SPARSITY_PREFIX + layer
+
+
+def kernel_sparse_metric(weight: str) -> str:
+    return KERNEL_SPARSE_PREFIX + weight
 
 
 def params_metric(network: str) -> str:
@@ -57,6 +64,12 @@ TAG_BUDGET = "steps"
 # --- summary (results/summary.json, and MLflow metrics with the summary/ prefix) -------
 SUMMARY_FINAL_RETURN = "final_return"  # mean of the last `final_evals` evaluations
 SUMMARY_LCA = "lca"  # learning-curve area: sum of evaluation returns / steps
+# measured, not reproducible (Runner.measured): wall-clock of the updates, and the kernels chosen
+SUMMARY_UPDATE_MS = "update_ms"  # mean wall-clock ms per agent update over the run
+SUMMARY_UPDATE_WALL_S = "update_wall_s"  # total wall-clock seconds the run spent in updates
+SUMMARY_KERNEL_PATHS = "kernel_paths"  # "layer=path,…" of every masked weight (dense, native, torch)
+SUMMARY_SPARSE_KERNEL_LAYERS = "sparse_kernel_layers"  # how many of them run sparse at the end
+SUMMARY_KERNEL_REBUILD_S = "kernel_rebuild_s"  # seconds spent rebuilding sparse structures after topology changes
 SUMMARY_PREFIX = "summary/"
 
 # --- launcher layout (experiment launcher, spec/orchestrate/tracking) -------------------

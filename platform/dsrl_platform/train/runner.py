@@ -32,6 +32,7 @@ from dsrl_platform.envs import EpisodeReplay, make_env, reseeds_each_episode
 from dsrl_platform.methods import METHODS
 from dsrl_platform.train import checkpoint
 from dsrl_platform.train.accounting import Accounting
+from dsrl_platform.train.clock import UpdateClock
 from dsrl_platform.train.sinks import MemorySink, MetricSink
 
 
@@ -64,6 +65,7 @@ class Runner:
         self.costs = Accounting(self.networks, self.method.dense_gradient)
         self._clock: tuple[float, int] | None = None  # steps/s between evaluations
         self.update_clock: tuple[float, int] | None = None  # when this process first updated
+        self.update_time = UpdateClock()
 
     # --- the run -------------------------------------------------------------------------
     def evaluations(self) -> Iterator[Evaluation]:
@@ -75,7 +77,7 @@ class Runner:
             self._env_step()
             if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                 yield self._evaluate()
-        self.sink.log({names.SUMMARY_PREFIX + k: v for k, v in self.summary().items()
+        self.sink.log({names.SUMMARY_PREFIX + k: v for k, v in {**self.summary(), **self.measured()}.items()
                        if isinstance(v, (int, float))}, self.step)
         self.sink.flush()
 
@@ -92,9 +94,11 @@ class Runner:
             self.sink.log({names.TRAIN_EPISODE_RETURN: self.episode_return}, self.step)
             self.obs, self.episode_return = self.episode.reset(self.env), 0.0
         due = agent.updates_due(self.step)
-        for _ in range(due):
-            agent.update()
         if due:
+            start = time.perf_counter()
+            for _ in range(due):
+                agent.update()
+            self.update_time.add(time.perf_counter() - start, due)
             self.costs.update()
             if self.update_clock is None:
                 self.update_clock = (time.perf_counter(), self.step)
@@ -132,6 +136,13 @@ class Runner:
         metrics.update({names.layer_sparsity_metric(k): v for k, v in self.layer_sparsity().items()})
         if self.method.dynamic:
             metrics[names.TOPOLOGY_CHURN] = sum(net.training.last_churn for net in self.networks.values())
+        update_ms = self.update_time.ms_since_mark()
+        if update_ms is not None:
+            metrics[names.UPDATE_MS] = update_ms
+        if any(net.kernels is not None for net in self.networks.values()):
+            paths = self.kernel_paths()
+            metrics[names.SPARSE_KERNEL_LAYERS] = self.sparse_kernel_layers()
+            metrics.update({names.kernel_sparse_metric(k): float(v != "dense") for k, v in paths.items()})
         if self._clock is not None and self.step > self._clock[1]:
             t0, s0 = self._clock
             metrics[names.STEPS_PER_S] = (self.step - s0) / (time.perf_counter() - t0)
@@ -193,12 +204,34 @@ class Runner:
         })
         return summary
 
+    def kernel_paths(self) -> dict[str, str]:
+        """Each masked weight's compute path (sparse_kernels): dense, native or torch."""
+        return {k: v for net in self.networks.values() for k, v in net.kernel_paths().items()}
+
+    def sparse_kernel_layers(self) -> int:
+        return sum(path != "dense" for path in self.kernel_paths().values())
+
+    def measured(self) -> dict[str, float | int | str]:
+        """What this process measured rather than computed (so not reproducible, and kept out
+        of `summary()`): update wall-clock, and which layers the kernels ran sparse."""
+        out: dict[str, float | int | str] = {names.SUMMARY_UPDATE_WALL_S: self.update_time.total_s}
+        if self.update_time.mean_ms() is not None:
+            out[names.SUMMARY_UPDATE_MS] = self.update_time.mean_ms()
+        kernels = [net.kernels for net in self.networks.values() if net.kernels is not None]
+        if kernels:
+            paths = self.kernel_paths()
+            out.update({names.SUMMARY_KERNEL_PATHS: ",".join(f"{k}={v}" for k, v in paths.items()),
+                        names.SUMMARY_SPARSE_KERNEL_LAYERS: self.sparse_kernel_layers(),
+                        names.SUMMARY_KERNEL_REBUILD_S: sum(k.rebuild_seconds for k in kernels)})
+        return out
+
     # --- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
             "config": self.config.model_dump(mode="json"), "agent": self.agent.state_dict(),
             "episode": self.episode.state_dict(), "episode_return": self.episode_return, "step": self.step,
             "evals": [list(dataclasses.astuple(e)) for e in self.evals], "costs": self.costs.state_dict(),
+            "update_time": self.update_time.state_dict(),
         }
 
     def save(self, directory: str | Path) -> None:
@@ -213,6 +246,7 @@ class Runner:
         self.episode_return, self.step = float(state["episode_return"]), int(state["step"])
         self.evals = [Evaluation(*e) for e in state["evals"]]
         self.costs.load_state_dict(state["costs"])
+        self.update_time.load_state_dict(state["update_time"])
 
 
 def save_atomically(runner: Runner, directory: Path) -> None:

@@ -12,10 +12,15 @@ SDDMM. Which one a layer uses is measured (calibrate.py).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from . import native
 from .csr import CSR
+
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 class NativeCSR:
@@ -63,19 +68,20 @@ class TorchCSR:
 
     def matmul(self, csr: CSR, values: torch.Tensor, xt: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         i = self._indices(csr)
-        w = torch.sparse_csr_tensor(i["crow"], i["col"], values, (csr.rows, csr.cols))
+        w = torch.sparse_csr_tensor(i["crow"], i["col"], values, (csr.rows, csr.cols), check_invariants=False)
         yt = w @ xt
         return yt if bias is None else yt.add_(bias.unsqueeze(1))
 
     def matmul_t(self, csr: CSR, values: torch.Tensor, dyt: torch.Tensor) -> torch.Tensor:
         i = self._indices(csr)
-        wt = torch.sparse_csr_tensor(i["crow_t"], i["col_t"], values[i["perm"]], (csr.cols, csr.rows))
+        wt = torch.sparse_csr_tensor(i["crow_t"], i["col_t"], values[i["perm"]], (csr.cols, csr.rows),
+                                     check_invariants=False)
         return wt @ dyt
 
     def sddmm(self, csr: CSR, dyt: torch.Tensor, xt: torch.Tensor) -> torch.Tensor:
         i = self._indices(csr)
         pattern = torch.sparse_csr_tensor(i["crow"], i["col"], torch.zeros(csr.nnz, dtype=dyt.dtype, device=dyt.device),
-                                          (csr.rows, csr.cols))
+                                          (csr.rows, csr.cols), check_invariants=False)
         return torch.sparse.sampled_addmm(pattern, dyt, xt.t(), beta=0.0).values()
 
 
