@@ -59,13 +59,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 # --- bench ---------------------------------------------------------------------------------
-@command("bench", "measure environment steps/s of dense, static and ds agents")
+@command("bench", "measure environment steps/s of dense, static and ds agents, or (--sparsity) update wall-clock "
+                  "of sparse agents on masked dense matrices and on sparse kernels")
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--algos", default="td3,sac", help="comma-separated algorithms")
+    p.add_argument("--algos", help="comma-separated algorithms (default td3,sac; with --sparsity sac,td3,dqn)")
     p.add_argument("--methods", default="dense,static,ds", help="comma-separated methods")
     p.add_argument("--env", help="gymnasium id (default: each algorithm's default, e.g. HalfCheetah-v4 for td3)")
     p.add_argument("--steps", type=int, default=2000, help="timed steps per configuration")
-    p.add_argument("--json", action="store_true", help="print a JSON list of {algo, method, steps_per_s}")
+    p.add_argument("--sparsity", help="comma-separated sparsities, e.g. 0.5,0.9,0.99: time updates of static ERK "
+                                      "agents (all layers) masked dense and on sparse kernels, beside dense")
+    p.add_argument("--kernels", default="auto", help="with --sparsity: kernel modes timed beside masked dense "
+                                                      "(auto, sparse; comma-separated)")
+    p.add_argument("--rounds", type=int, default=7, help="with --sparsity: interleaved timing rounds (medians)")
+    p.add_argument("--updates", type=int, default=100, help="with --sparsity: updates per agent per round")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 @_bench_args.handler

@@ -69,7 +69,8 @@ SUMMARY_UPDATE_MS = "update_ms"  # mean wall-clock ms per agent update over the 
 SUMMARY_UPDATE_WALL_S = "update_wall_s"  # total wall-clock seconds the run spent in updates
 SUMMARY_KERNEL_PATHS = "kernel_paths"  # "layer=path,…" of every masked weight (dense, native, torch)
 SUMMARY_SPARSE_KERNEL_LAYERS = "sparse_kernel_layers"  # how many of them run sparse at the end
-SUMMARY_KERNEL_REBUILD_S = "kernel_rebuild_s"  # seconds spent rebuilding sparse structures after topology changes
+SUMMARY_KERNEL_REBUILD_S = "kernel_rebuild_s"  # seconds spent building sparse structures (start, topology changes)
+SUMMARY_KERNEL_CALIBRATION_S = "kernel_calibration_s"  # seconds spent measuring dense vs sparse per layer (auto)
 SUMMARY_PREFIX = "summary/"
 
 # --- launcher layout (experiment launcher, spec/orchestrate/tracking) -------------------

@@ -60,21 +60,26 @@ CASES = [  # (weight shape, density, batch, rows): a matrix, a stack, the first 
 ]
 
 
-@pytest.mark.parametrize("backend", BACKENDS, ids=lambda b: b.name)
+ON_DEVICES = [(CPU, b) for b in BACKENDS] + [
+    pytest.param(torch.device("cuda"), b, marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))
+    for b in [kernel_backends.TorchCSR()]]  # cuSPARSE
+
+
+@pytest.mark.parametrize("device,backend", ON_DEVICES, ids=lambda v: getattr(v, "name", None) or str(v))
 @pytest.mark.parametrize("shape,density,batch,rows", CASES)
-def test_sparse_linear_equals_the_masked_dense_product(backend, shape, density, batch, rows):
+def test_sparse_linear_equals_the_masked_dense_product(device, backend, shape, density, batch, rows):
     g = torch.Generator().manual_seed(1)
-    mask = random_mask(shape, density)
-    w_dense = (torch.randn(shape, generator=g) * mask).requires_grad_(True)
+    mask = random_mask(shape, density).to(device)
+    w_dense = (torch.randn(shape, generator=g).to(device) * mask).requires_grad_(True)
     w_sparse = w_dense.detach().clone().requires_grad_(True)
     out_rows = rows or (shape[0] * shape[1] if len(shape) == 3 else shape[0])
     in_cols = shape[-1] if rows is not None or len(shape) == 2 else shape[0] * shape[2]
     bias_shape = (out_rows,) if rows is not None or len(shape) == 2 else (shape[0], 1, shape[1])
-    b_dense = torch.randn(bias_shape, generator=g).requires_grad_(True)
+    b_dense = torch.randn(bias_shape, generator=g).to(device).requires_grad_(True)
     b_sparse = b_dense.detach().clone().requires_grad_(True)
-    x = torch.randn(batch, in_cols, generator=g)
+    x = torch.randn(batch, in_cols, generator=g).to(device)
     x_dense, x_sparse = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    dy = torch.randn(batch, out_rows, generator=g)
+    dy = torch.randn(batch, out_rows, generator=g).to(device)
 
     y_dense = dense_linear(x_dense, w_dense, b_dense, rows)
     csr = CSR.from_mask(mask)

@@ -222,7 +222,8 @@ class Runner:
             paths = self.kernel_paths()
             out.update({names.SUMMARY_KERNEL_PATHS: ",".join(f"{k}={v}" for k, v in paths.items()),
                         names.SUMMARY_SPARSE_KERNEL_LAYERS: self.sparse_kernel_layers(),
-                        names.SUMMARY_KERNEL_REBUILD_S: sum(k.rebuild_seconds for k in kernels)})
+                        names.SUMMARY_KERNEL_REBUILD_S: sum(k.rebuild_seconds for k in kernels),
+                        names.SUMMARY_KERNEL_CALIBRATION_S: sum(k.calibration_seconds for k in kernels)})
         return out
 
     # --- checkpoints ---------------------------------------------------------------------
@@ -246,7 +247,8 @@ class Runner:
         self.episode_return, self.step = float(state["episode_return"]), int(state["step"])
         self.evals = [Evaluation(*e) for e in state["evals"]]
         self.costs.load_state_dict(state["costs"])
-        self.update_time.load_state_dict(state["update_time"])
+        if "update_time" in state:  # checkpoints from before the clock have none
+            self.update_time.load_state_dict(state["update_time"])
 
 
 def save_atomically(runner: Runner, directory: Path) -> None:

@@ -24,11 +24,19 @@ class CSR:
     flat: torch.Tensor  # int64 (nnz,): its position in the flattened parameter
     _tops: dict = field(default_factory=dict, repr=False)
     _transposed: tuple | None = field(default=None, repr=False)
+    _pointers: tuple[int, int, int] | None = field(default=None, repr=False)
     _torch: dict = field(default_factory=dict, repr=False)  # torch.sparse's index copies (backends.py)
 
     @property
     def nnz(self) -> int:
         return self.flat.numel()
+
+    @property
+    def pointers(self) -> tuple[int, int, int]:
+        """Addresses of crow, col and flat (for the C kernels; the arrays live as long as self)."""
+        if self._pointers is None:
+            self._pointers = (self.crow.data_ptr(), self.col.data_ptr(), self.flat.data_ptr())
+        return self._pointers
 
     @classmethod
     def from_mask(cls, mask: torch.Tensor) -> CSR:

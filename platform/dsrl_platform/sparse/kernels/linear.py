@@ -45,40 +45,34 @@ class SparseLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, kernel, csr: CSR):
         xt = feature_major(x)
-        values = weight.detach().reshape(-1).index_select(0, csr.flat)
-        b = None if bias is None else bias.detach().reshape(-1)
-        yt = kernel.backend.matmul(csr, values, xt, b if b is None or b.is_contiguous() else b.contiguous())
-        ctx.save_for_backward(xt, values)
+        b = None if bias is None else bias.reshape(-1).contiguous()
+        yt = kernel.backend.forward(csr, weight, xt, b)
+        ctx.save_for_backward(xt)
         ctx.kernel, ctx.csr, ctx.weight = kernel, csr, weight
         ctx.bias_shape = None if bias is None else bias.shape
         return yt.t()
 
     @staticmethod
     def backward(ctx, dy):
-        xt, values = ctx.saved_tensors
-        kernel, csr = ctx.kernel, ctx.csr
+        (xt,) = ctx.saved_tensors
+        kernel, weight = ctx.kernel, ctx.weight
         dyt = feature_major(dy)
-        dx = dw = db = None
-        if ctx.needs_input_grad[0]:
-            dx = kernel.backend.matmul_t(csr, values, dyt).t()
-        if ctx.needs_input_grad[1]:
-            dv = kernel.backend.sddmm(csr, dyt, xt)
-            weight = ctx.weight
+        want_dx, want_dw, want_db = ctx.needs_input_grad[:3]
+        grad = dw = None
+        if want_dw:
             if weight.is_leaf:
                 # Added straight into .grad at the nonzeros, as AccumulateGrad would add the dense
                 # gradient (zero elsewhere), without building it: O(nnz) instead of three passes
                 # over the matrix. (Megatron-LM's gradient-accumulation fusion does the same.)
                 if weight.grad is None:
                     weight.grad = torch.zeros_like(weight)
-                weight.grad.view(-1).index_add_(0, csr.flat, dv)
+                grad = weight.grad
             else:
-                dw = torch.zeros_like(weight)
-                dw.view(-1).index_copy_(0, csr.flat, dv)
+                grad = dw = torch.zeros_like(weight)
             if kernel.recording:
                 kernel.records.append((xt, dyt))
-        if ctx.needs_input_grad[2]:
-            db = dyt.sum(1).reshape(ctx.bias_shape)
-        return dx, dw, db, None, None
+        dxt, db = kernel.backend.backward(ctx.csr, weight, xt, dyt, want_dx, grad, want_db)
+        return (None if dxt is None else dxt.t()), dw, (None if db is None else db.reshape(ctx.bias_shape)), None, None
 
 
 def dense_weight_grad(shape: torch.Size, records: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:

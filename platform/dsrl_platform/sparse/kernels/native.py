@@ -90,10 +90,9 @@ def failure() -> str | None:
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    lib.csr_matmul.argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr, ptr]
-    lib.csr_sddmm.argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr]
-    for f in (lib.csr_matmul, lib.csr_sddmm):
-        f.restype = None
+    lib.sparse_forward.argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr]
+    lib.sparse_backward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr]
+    lib.sparse_forward.restype = lib.sparse_backward.restype = None
     return lib
 
 

@@ -6,7 +6,8 @@ masked 2-D or stacked 3-D weight it keeps the mask's CSR structure and the chose
   - mode "auto": whichever of dense and the sparse back ends measures fastest for the layer
     (calibrate.py), re-decided whenever its number of nonzeros changes (pruning).
 The structures are rebuilt lazily, at the first use after the topology's `version` changes (a
-topology update, a checkpoint load); `rebuilds` and `rebuild_seconds` count what that costs.
+topology update, a checkpoint load): one pass over each mask (`rebuilds` and `rebuild_seconds`
+count what that costs; `calibration_seconds` what measuring the paths cost).
 
 A module asks through `Paths` (its `kernels` attribute): `paths.linear(x, weight, bias)` runs
 the chosen path for that weight. A target network gets its own `Paths` over the same kernels,
@@ -59,7 +60,7 @@ class Kernels:
         names = {id(p): n for n, p in module.named_parameters()}
         self.layers = [LayerKernel(f"{name}.{names[id(p)]}", p, recording=record_dense_grads)
                        for p in topology.params if p.dim() in (2, 3) and id(p) in names]
-        self.rebuilds, self.rebuild_seconds = 0, 0.0
+        self.rebuilds, self.rebuild_seconds, self.calibration_seconds = 0, 0.0, 0.0
         self._version: int | None = None
         self.sync()
 
@@ -68,17 +69,23 @@ class Kernels:
         """Rebuild the structures (and re-decide the paths) if the masks changed since."""
         if self._version == self.topology.version:
             return
-        start = time.perf_counter()
         sparse_before = False  # the layers are in forward order: each feeds the next
         for layer in self.layers:
+            start = time.perf_counter()
             old = None if layer.csr is None else layer.csr.nnz
             layer.csr = CSR.from_mask(self.topology.param_mask(layer.param).detach())
+            self.rebuild_seconds += time.perf_counter() - start
             if layer.csr.nnz != old:
+                start = time.perf_counter()
                 self._choose(layer, sparse_before)
+                self.calibration_seconds += time.perf_counter() - start
+            if layer.backend is not None:
+                start = time.perf_counter()
+                layer.csr.transposed()  # the backward's Wᵀ structure, built now rather than in the backward
+                self.rebuild_seconds += time.perf_counter() - start
             sparse_before = layer.backend is not None
         self._version = self.topology.version
         self.rebuilds += 1
-        self.rebuild_seconds += time.perf_counter() - start
 
     def _choose(self, layer: LayerKernel, feature_major_input: bool) -> None:
         p = layer.param
