@@ -14,6 +14,7 @@
  * set-up dominates) and the batch is long and contiguous.
  */
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 typedef float vf __attribute__((vector_size(32))); /* 8 floats */
@@ -83,8 +84,31 @@ void sparse_backward(int64_t rows, int64_t cols, int64_t B, const int32_t* crow,
   if (bias_grad)
     for (int64_t r = 0; r < rows; r++) {
       const float* g = dYt + r * B;
+      vf a = {0};
+      int64_t j = 0;
+      for (; j + VW <= B; j += VW) a += loadu(g + j);
       float s = 0.0f;
-      for (int64_t j = 0; j < B; j++) s += g[j];
+      for (int i = 0; i < VW; i++) s += a[i];
+      for (; j < B; j++) s += g[j];
       bias_grad[r] = s;
     }
+}
+
+/* Adam (Kingma & Ba; torch.optim.Adam's defaults: L2 added to the gradient, no AMSGrad) on the
+ * n entries idx[0..n) of a parameter (idx NULL: entries 0..n), in place; *step counts steps.
+ * The bias corrections are computed in double and applied as torch's fused kernel applies them. */
+void adam_at(int64_t n, const int64_t* restrict idx, float* restrict p, const float* restrict g, float* restrict m,
+             float* restrict v, float* step, double lr, double beta1, double beta2, double eps, double wd) {
+  const double t = (*step += 1.0f);
+  const double bc1 = 1.0 - pow(beta1, t), bc2_sqrt = sqrt(1.0 - pow(beta2, t));
+  const float step_size = (float)(lr / bc1), b1 = (float)beta1, b2 = (float)beta2;
+  const float c1 = (float)(1.0 - beta1), c2 = (float)(1.0 - beta2), e = (float)eps, w = (float)wd;
+  const float bc2s = (float)bc2_sqrt;
+  for (int64_t i = 0; i < n; i++) {
+    const int64_t k = idx ? idx[i] : i;
+    const float grad = g[k] + w * p[k];
+    const float mk = b1 * m[k] + c1 * grad, vk = b2 * v[k] + c2 * grad * grad;
+    m[k] = mk, v[k] = vk;
+    p[k] -= step_size * mk / (sqrtf(vk) / bc2s + e);
+  }
 }

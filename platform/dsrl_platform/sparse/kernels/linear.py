@@ -38,6 +38,12 @@ def feature_major(x: torch.Tensor) -> torch.Tensor:
     return t if t.is_contiguous() else t.contiguous()
 
 
+def sparse_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, backend, csr: CSR) -> torch.Tensor:
+    """The forward alone (no gradient wanted): Y = X·Wᵀ + b, returned feature-major."""
+    b = None if bias is None else bias.reshape(-1).contiguous()
+    return backend.forward(csr, weight.detach(), feature_major(x.detach()), b).t()
+
+
 class SparseLinear(torch.autograd.Function):
     """apply(x, weight, bias, kernel, csr): `kernel` has the back end and, for RigL, the record
     of (Xᵀ, dYᵀ) that gives the dense weight gradient on demand (dense_weight_grad)."""

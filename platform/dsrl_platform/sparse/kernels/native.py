@@ -56,7 +56,7 @@ def _build(compiler: str) -> tuple[Path | None, str]:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:  # same file system: os.replace is atomic
             out = Path(tmp) / target.name
-            run = subprocess.run([compiler, *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(out)],
+            run = subprocess.run([compiler, *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(out), "-lm"],
                                  capture_output=True, text=True, timeout=120)
             if run.returncode == 0:
                 os.replace(out, target)
@@ -92,7 +92,9 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
     lib.sparse_forward.argtypes = [i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr]
     lib.sparse_backward.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr]
-    lib.sparse_forward.restype = lib.sparse_backward.restype = None
+    dbl = ctypes.c_double
+    lib.adam_at.argtypes = [i64, ptr, ptr, ptr, ptr, ptr, ptr, dbl, dbl, dbl, dbl, dbl]
+    lib.sparse_forward.restype = lib.sparse_backward.restype = lib.adam_at.restype = None
     return lib
 
 

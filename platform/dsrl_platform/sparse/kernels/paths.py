@@ -28,7 +28,7 @@ from ..topology import Topology
 from . import backends as _backends
 from .calibrate import fastest
 from .csr import CSR
-from .linear import SparseLinear, dense_linear, dense_weight_grad
+from .linear import SparseLinear, dense_linear, dense_weight_grad, sparse_forward
 
 Mode = Literal["auto", "dense", "sparse"]
 # Acting (a batch of one) and other small batches stay dense: a kernel call, a gather of the
@@ -161,7 +161,10 @@ class Paths:
                 or (self.usable is not None and not self.usable())):
             return dense_linear(x, weight, bias, rows)
         csr = layer.csr if rows is None else layer.csr.top(rows, weight.shape[-1])
-        return SparseLinear.apply(x, weight, bias, layer, csr)
+        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                        or (bias is not None and bias.requires_grad)):
+            return SparseLinear.apply(x, weight, bias, layer, csr)
+        return sparse_forward(x, weight, bias, layer.backend, csr)  # targets, acting: no autograd node
 
 
 def attach(module: nn.Module, paths: Paths | None) -> None:
