@@ -38,6 +38,7 @@ class Entry:
     kernels: str  # "dense" (masked dense), "auto", "sparse"
     runner: object = field(repr=False)
     times_ms: list[float] = field(default_factory=list)
+    rebuild_ms: float | None = None
 
     @property
     def median_ms(self) -> float:
@@ -78,6 +79,19 @@ def _time_rounds(entries: list[Entry], rounds: int, updates: int) -> None:
             e.times_ms.append(1e3 * (time.perf_counter() - start) / updates)
 
 
+def rebuild_ms(e: Entry, repeats: int = 5) -> float | None:
+    """ms to rebuild the agent's sparse structures from its masks, as after a topology update."""
+    kernels = [net for net in e.runner.networks.values() if net.kernels is not None]
+    if not kernels:
+        return None
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for net in kernels:
+            net.topology.changed()
+            net.kernels.sync()
+    return 1e3 * (time.perf_counter() - start) / repeats
+
+
 def matmul_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
     """One thread's float32 matmul rate on an n × n product (best of `repeats`)."""
     threads = torch.get_num_threads()
@@ -103,7 +117,8 @@ def _row(e: Entry, dense: Entry, masked: Entry | None) -> dict:
             "x_masked": None if masked is None else round(masked.median_ms / e.median_ms, 3),
             "flops_ratio": round(costs.flops_per_step() / costs.flops_per_step(dense=True), 4),
             "flops_per_update": costs.flops_per_step(),
-            "sparse_layers": sum(p != "dense" for p in paths.values()), "layers": len(paths)}
+            "sparse_layers": sum(p != "dense" for p in paths.values()), "layers": len(paths),
+            "rebuild_ms": e.rebuild_ms}
 
 
 def bench_updates(algos: list[str], sparsities: list[float], modes: list[str], env: str | None,
@@ -133,6 +148,8 @@ def bench_updates(algos: list[str], sparsities: list[float], modes: list[str], e
             by_level[s] = {k: _ready(algo, s, k, env) for k in ("dense", *modes)}
             entries += by_level[s].values()
         _time_rounds(entries, rounds, updates)
+        for e in entries:  # after the timing: a rebuild changes the targets' paths until their next update
+            e.rebuild_ms = rebuild_ms(e)
         rows.append(_row(dense, dense, None))
         for s in sparsities:
             masked = by_level[s]["dense"]
@@ -143,14 +160,16 @@ def bench_updates(algos: list[str], sparsities: list[float], modes: list[str], e
     print(f"update wall-clock, ms per update: median of {rounds} interleaved rounds × {updates} updates, 1 thread")
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}; "
           f"float32 matmul peak (1024², 1 thread) {peak:.0f} GFLOP/s")
-    print(f"{'algo':<5}{'sparsity':>9}{'kernels':>9}{'FLOPs×':>8}{'ms':>9}{'×dense':>8}{'×masked':>9}{'sparse':>8}")
+    print(f"{'algo':<5}{'sparsity':>9}{'kernels':>9}{'FLOPs×':>8}{'ms':>9}{'×dense':>8}{'×masked':>9}{'sparse':>8}"
+          f"{'rebuild ms':>12}")
     for r in rows:
         sparsity = "dense" if r["sparsity"] is None else f"{r['sparsity']:.2f}"
         kernels = "—" if r["sparsity"] is None else ("masked" if r["kernels"] == "dense" else r["kernels"])
         x_masked = "" if r["x_masked"] is None else f"{r['x_masked']:.2f}"
         layers = f"{r['sparse_layers']}/{r['layers']}" if r["layers"] else ""
         print(f"{r['algo']:<5}{sparsity:>9}{kernels:>9}{r['flops_ratio']:>8.3f}{r['update_ms']:>9.3f}"
-              f"{r['x_dense']:>8.2f}{x_masked:>9}{layers:>8}")
+              f"{r['x_dense']:>8.2f}{x_masked:>9}{layers:>8}"
+              f"{'' if r['rebuild_ms'] is None else format(r['rebuild_ms'], '.2f'):>12}")
         if r["sparsity"] is None:
             gflops = r["flops_per_update"] / (r["update_ms"] * 1e-3) / 1e9
             print(f"{'':<5}dense update: {r['flops_per_update'] / 1e6:.0f} MFLOP in {r['update_ms']:.2f} ms = "

@@ -68,18 +68,18 @@ def _measure(csr: CSR, shape: torch.Size, batch: int, backends: list, device: to
     dy = torch.randn(batch, csr.rows, generator=g).to(device)
 
     def candidate(backend) -> Callable[[], None]:
-        """One training step of the layer on this path: forward, backward, Adam (masked dense, or
-        at the nonzeros as SparseTraining does)."""
+        """One training step of the layer on this path: forward, backward, Adam (over the masked
+        dense matrix, or at the nonzeros as SparseTraining does)."""
         weight = init.clone().requires_grad_(True)
         bias = torch.zeros(bias_shape, device=device, requires_grad=True)
         opt = torch.optim.Adam([weight, bias], lr=1e-4, fused=device.type in ("cpu", "cuda"))
         probe = _Probe(backend)
 
-        def dense_step() -> None:
-            dense_linear(x, weight, bias).backward(dy)
+        def dense_step() -> None:  # the same Adam for both: in a network with any sparse layer,
+            dense_linear(x, weight, bias).backward(dy)  # every parameter steps through step_on_nonzeros
             with torch.no_grad():
                 weight.grad.mul_(mask)
-                opt.step()
+                step_on_nonzeros(opt, {})
                 weight.mul_(mask)
             opt.zero_grad(set_to_none=False)
 

@@ -95,8 +95,17 @@ void sparse_backward(int64_t rows, int64_t cols, int64_t B, const int32_t* crow,
 }
 
 /* Adam (Kingma & Ba; torch.optim.Adam's defaults: L2 added to the gradient, no AMSGrad) on the
- * n entries idx[0..n) of a parameter (idx NULL: entries 0..n), in place; *step counts steps.
- * The bias corrections are computed in double and applied as torch's fused kernel applies them. */
+ * n entries idx[0..n) of a parameter (idx NULL: entries 0..n, a loop the compiler vectorises),
+ * in place; *step counts steps. The bias corrections are computed in double and applied as
+ * torch's fused kernel applies them. */
+#define ADAM_ENTRY(k)                                                          \
+  do {                                                                         \
+    const float grad = g[k] + w * p[k];                                        \
+    const float mk = b1 * m[k] + c1 * grad, vk = b2 * v[k] + c2 * grad * grad; \
+    m[k] = mk, v[k] = vk;                                                      \
+    p[k] -= step_size * mk / (sqrtf(vk) / bc2s + e);                           \
+  } while (0)
+
 void adam_at(int64_t n, const int64_t* restrict idx, float* restrict p, const float* restrict g, float* restrict m,
              float* restrict v, float* step, double lr, double beta1, double beta2, double eps, double wd) {
   const double t = (*step += 1.0f);
@@ -104,11 +113,8 @@ void adam_at(int64_t n, const int64_t* restrict idx, float* restrict p, const fl
   const float step_size = (float)(lr / bc1), b1 = (float)beta1, b2 = (float)beta2;
   const float c1 = (float)(1.0 - beta1), c2 = (float)(1.0 - beta2), e = (float)eps, w = (float)wd;
   const float bc2s = (float)bc2_sqrt;
-  for (int64_t i = 0; i < n; i++) {
-    const int64_t k = idx ? idx[i] : i;
-    const float grad = g[k] + w * p[k];
-    const float mk = b1 * m[k] + c1 * grad, vk = b2 * v[k] + c2 * grad * grad;
-    m[k] = mk, v[k] = vk;
-    p[k] -= step_size * mk / (sqrtf(vk) / bc2s + e);
-  }
+  if (idx)
+    for (int64_t i = 0; i < n; i++) ADAM_ENTRY(idx[i]);
+  else
+    for (int64_t k = 0; k < n; k++) ADAM_ENTRY(k);
 }

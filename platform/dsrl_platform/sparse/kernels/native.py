@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("csr_kernels.c")
-FLAG_SETS = (["-O3", "-march=native"], ["-O3"])  # the second where -march=native is refused
+FLAG_SETS = (["-O3", "-march=native", "-fno-math-errno"], ["-O3", "-fno-math-errno"])  # the second where -march=native is refused
 CACHE_ENV = "DSRL_KERNEL_CACHE"
 
 _library: ctypes.CDLL | None = None
