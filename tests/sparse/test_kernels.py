@@ -98,6 +98,22 @@ def test_sparse_linear_equals_the_masked_dense_product(device, backend, shape, d
     torch.testing.assert_close(dense_weight_grad(w_sparse.shape, kernel.records), w_dense.grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape,rows", [((7, 5), None), ((7, 5), 3), ((2, 4, 5), None)])
+def test_dense_products_keep_a_feature_major_input_feature_major(shape, rows):
+    g = torch.Generator().manual_seed(5)
+    w = torch.randn(shape, generator=g)
+    cols = shape[-1] if len(shape) == 2 or rows else shape[0] * shape[2]
+    out = rows or (shape[0] if len(shape) == 2 else shape[0] * shape[1])
+    bias = torch.randn((out,) if len(shape) == 2 or rows else (shape[0], 1, shape[1]), generator=g)
+    x = torch.randn(9, cols, generator=g)
+    y = dense_linear(x, w, bias, rows)
+    y_fm = dense_linear(x.t().contiguous().t(), w, bias, rows)
+    assert y.shape == y_fm.shape == (9, out) and y_fm.t().is_contiguous()
+    torch.testing.assert_close(y_fm, y)
+    expected = x @ torch.block_diag(*w).t() if len(shape) == 3 else x @ w[:out].t()
+    torch.testing.assert_close(y, expected + bias.reshape(-1))
+
+
 def test_frozen_weights_get_no_gradient_and_inputs_still_do():
     mask = random_mask((8, 6), 0.5)
     w = (torch.randn(8, 6) * mask).requires_grad_(False)

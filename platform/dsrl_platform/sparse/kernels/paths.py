@@ -31,8 +31,8 @@ from .csr import CSR
 from .linear import SparseLinear, dense_linear, dense_weight_grad, sparse_forward
 
 Mode = Literal["auto", "dense", "sparse"]
-# Acting (a batch of one) and other small batches stay dense: a kernel call, a gather of the
-# values and the transposes cost more than a dense matrix-vector product of these sizes.
+# Acting (a batch of one) and other small batches stay dense: a kernel call and the transposes
+# cost more than a dense matrix-vector product of these sizes.
 MIN_BATCH = 8
 
 
@@ -42,7 +42,7 @@ class LayerKernel:
     param: nn.Parameter
     csr: CSR | None = None
     backend: object | None = None  # None: the dense path
-    timings: dict[str, float] = field(default_factory=dict)  # calibration medians, seconds
+    timings: dict[str, float] = field(default_factory=dict)  # calibration: seconds per step of each path
     recording: bool = False  # keep (Xᵀ, dYᵀ) of each backward for the dense gradient (RigL)
     records: list = field(default_factory=list)
 
@@ -52,6 +52,8 @@ class LayerKernel:
 
 
 class Kernels:
+    """The compute paths of one network's masked weights (see the module docstring)."""
+
     def __init__(self, name: str, module: nn.Module, topology: Topology, mode: Mode, batch_size: int,
                  record_dense_grads: bool = False):
         if mode not in ("auto", "sparse"):
@@ -62,6 +64,8 @@ class Kernels:
                        for p in topology.params if p.dim() in (2, 3) and id(p) in names]
         self.rebuilds, self.rebuild_seconds, self.calibration_seconds = 0, 0.0, 0.0
         self._version: int | None = None
+        self._sparse: list[LayerKernel] = []  # the layers on a sparse path (cached per version)
+        self._nonzeros: dict[int, torch.Tensor] = {}
         self.sync()
 
     # --- structure ---------------------------------------------------------------------------
@@ -85,6 +89,8 @@ class Kernels:
                 self.rebuild_seconds += time.perf_counter() - start
             sparse_before = layer.backend is not None
         self._version = self.topology.version
+        self._sparse = [layer for layer in self.layers if layer.backend is not None]
+        self._nonzeros = {id(layer.param): layer.csr.flat for layer in self._sparse}
         self.rebuilds += 1
 
     def _choose(self, layer: LayerKernel, feature_major_input: bool) -> None:
@@ -104,13 +110,14 @@ class Kernels:
     @property
     def sparse_layers(self) -> list[LayerKernel]:
         self.sync()
-        return [layer for layer in self.layers if layer.backend is not None]
+        return self._sparse
 
     # --- what SparseTraining asks ------------------------------------------------------------
     def nonzeros(self) -> dict[int, torch.Tensor]:
         """id(param) → flat positions of its nonzeros, for the layers on a sparse path (the
         positions Adam updates)."""
-        return {id(layer.param): layer.csr.flat for layer in self.sparse_layers}
+        self.sync()
+        return self._nonzeros
 
     def write_dense_grads(self) -> None:
         """param.grad ← the dense gradient of the last backward, for the sparse-path layers
