@@ -21,29 +21,22 @@ from .csr import CSR
 
 def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                  rows: int | None = None) -> torch.Tensor:
-    """x·Wᵀ + b; a stacked (G, out, in) weight maps (B, G·in) to (B, G·out). `rows`: only the
-    first `rows` outputs (a stack's first member), `bias` then given for those rows.
+    """x·Wᵀ + b; a stacked (G, out, in) weight maps (B, G·in) to (B, G·out), member by member.
+    `rows`: only the first `rows` outputs (a stack's first member), `bias` then given for those.
 
-    A feature-major input (what a sparse layer returns) gives a feature-major output, computed
-    as Yᵀ = W·Xᵀ: no copy to transpose, here or in the sparse layer after it."""
-    w = weight if rows is None or weight.dim() == 2 else weight.reshape(-1, weight.shape[-1])
-    w = w if rows is None else w[:rows]
-    xt = x.t()
-    if xt.is_contiguous() and x.shape[0] > 1:
-        if w.dim() == 2:
-            yt = w @ xt if bias is None else torch.addmm(bias.reshape(-1, 1), w, xt)
-        else:
-            g, out, n_in = w.shape
-            xs = xt.view(g, n_in, -1)
-            yt = torch.bmm(w, xs) if bias is None else torch.baddbmm(bias.reshape(g, out, 1), w, xs)
-            yt = yt.view(g * out, -1)
-        return yt.t()
-    if w.dim() == 2:
+    A feature-major input (what a sparse layer returns) to a matrix gives a feature-major output,
+    Yᵀ = W·Xᵀ: no copy to transpose, here or in a sparse layer after it. A stack is multiplied
+    member by member on column slices (2-D products take any row stride) rather than by one bmm,
+    whose backward falls to a slow loop when the incoming gradient is laid out feature-major."""
+    if rows is not None or weight.dim() == 2:
+        w = weight if rows is None else weight.reshape(-1, weight.shape[-1])[:rows]
+        xt = x.t()
+        if xt.is_contiguous() and x.shape[0] > 1:
+            return (w @ xt if bias is None else torch.addmm(bias.reshape(-1, 1), w, xt)).t()
         return F.linear(x, w, bias)
-    g, out, n_in = w.shape
-    xs = x.reshape(x.shape[0], g, n_in).transpose(0, 1)  # (G, B, in)
-    y = torch.bmm(xs, w.transpose(1, 2)) if bias is None else torch.baddbmm(bias, xs, w.transpose(1, 2))
-    return y.transpose(0, 1).reshape(x.shape[0], g * out)
+    g, out, n_in = weight.shape
+    return torch.cat([F.linear(x[:, i * n_in:(i + 1) * n_in], weight[i], None if bias is None else bias.reshape(g, out)[i])
+                      for i in range(g)], dim=1)
 
 
 def feature_major(x: torch.Tensor) -> torch.Tensor:
