@@ -99,7 +99,7 @@ def test_sparse_linear_equals_the_masked_dense_product(device, backend, shape, d
 
 
 @pytest.mark.parametrize("shape,rows", [((7, 5), None), ((7, 5), 3), ((2, 4, 5), None)])
-def test_dense_products_of_either_layout_are_equal_and_matrices_keep_it_feature_major(shape, rows):
+def test_dense_products_of_either_input_layout_are_equal(shape, rows):
     g = torch.Generator().manual_seed(5)
     w = torch.randn(shape, generator=g)
     cols = shape[-1] if len(shape) == 2 or rows else shape[0] * shape[2]
@@ -108,7 +108,7 @@ def test_dense_products_of_either_layout_are_equal_and_matrices_keep_it_feature_
     x = torch.randn(9, cols, generator=g)
     y = dense_linear(x, w, bias, rows)
     y_fm = dense_linear(x.t().contiguous().t(), w, bias, rows)
-    assert y.shape == y_fm.shape == (9, out) and (len(shape) == 3 or y_fm.t().is_contiguous())
+    assert y.shape == y_fm.shape == (9, out)
     torch.testing.assert_close(y_fm, y)
     expected = x @ torch.block_diag(*w).t() if len(shape) == 3 else x @ w[:out].t()
     torch.testing.assert_close(y, expected + bias.reshape(-1))

@@ -21,21 +21,14 @@ from .csr import CSR
 
 def dense_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                  rows: int | None = None) -> torch.Tensor:
-    """x·Wᵀ + b; a stacked (G, out, in) weight maps (B, G·in) to (B, G·out), member by member.
-    `rows`: only the first `rows` outputs (a stack's first member), `bias` then given for those.
-
-    A feature-major input (what a sparse layer returns) to a matrix gives a feature-major output,
-    Yᵀ = W·Xᵀ: no copy to transpose, here or in a sparse layer after it. A stack is multiplied
-    member by member on column slices (2-D products take any row stride) rather than by one bmm,
-    whose backward falls to a slow loop when the incoming gradient is laid out feature-major."""
+    """x·Wᵀ + b; a stacked (G, out, in) weight maps (B, G·in) to (B, G·out), member by member on
+    column slices. `rows`: only the first `rows` outputs (a stack's first member), `bias` then
+    given for those rows."""
     if rows is not None or weight.dim() == 2:
-        w = weight if rows is None else weight.reshape(-1, weight.shape[-1])[:rows]
-        xt = x.t()
-        if xt.is_contiguous() and x.shape[0] > 1:
-            return (w @ xt if bias is None else torch.addmm(bias.reshape(-1, 1), w, xt)).t()
-        return F.linear(x, w, bias)
+        return F.linear(x, weight if rows is None else weight.reshape(-1, weight.shape[-1])[:rows], bias)
     g, out, n_in = weight.shape
-    return torch.cat([F.linear(x[:, i * n_in:(i + 1) * n_in], weight[i], None if bias is None else bias.reshape(g, out)[i])
+    b = None if bias is None else bias.reshape(g, out)
+    return torch.cat([F.linear(x[:, i * n_in:(i + 1) * n_in], weight[i], None if b is None else b[i])
                       for i in range(g)], dim=1)
 
 
@@ -45,10 +38,16 @@ def feature_major(x: torch.Tensor) -> torch.Tensor:
     return t if t.is_contiguous() else t.contiguous()
 
 
-def sparse_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, backend, csr: CSR) -> torch.Tensor:
-    """The forward alone (no gradient wanted): Y = X·Wᵀ + b, returned feature-major."""
+def _layout(t: torch.Tensor, feature_major: bool) -> torch.Tensor:
+    """(B, n) from a contiguous (n, B): as a view (for a sparse layer next) or row-major (for a
+    dense one: MKL's dense products and their backward are at their fastest on row-major)."""
+    return t.t() if feature_major else t.t().contiguous()
+
+
+def sparse_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel, csr: CSR) -> torch.Tensor:
+    """The forward alone (no gradient wanted): Y = X·Wᵀ + b."""
     b = None if bias is None else bias.reshape(-1).contiguous()
-    return backend.forward(csr, weight.detach(), feature_major(x.detach()), b).t()
+    return _layout(kernel.backend.forward(csr, weight.detach(), feature_major(x.detach()), b), kernel.feature_major_out)
 
 
 class SparseLinear(torch.autograd.Function):
@@ -63,7 +62,7 @@ class SparseLinear(torch.autograd.Function):
         ctx.save_for_backward(xt)
         ctx.kernel, ctx.csr, ctx.weight = kernel, csr, weight
         ctx.bias_shape = None if bias is None else bias.shape
-        return yt.t()
+        return _layout(yt, kernel.feature_major_out)
 
     @staticmethod
     def backward(ctx, dy):
@@ -85,7 +84,8 @@ class SparseLinear(torch.autograd.Function):
             if kernel.recording:
                 kernel.records.append((xt, dyt))
         dxt, db = kernel.backend.backward(ctx.csr, weight, xt, dyt, want_dx, grad, want_db)
-        return (None if dxt is None else dxt.t()), dw, (None if db is None else db.reshape(ctx.bias_shape)), None, None
+        dx = None if dxt is None else _layout(dxt, kernel.feature_major_grad)
+        return dx, dw, (None if db is None else db.reshape(ctx.bias_shape)), None, None
 
 
 def dense_weight_grad(shape: torch.Size, records: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:

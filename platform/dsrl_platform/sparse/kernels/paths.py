@@ -44,6 +44,8 @@ class LayerKernel:
     backend: object | None = None  # None: the dense path
     timings: dict[str, float] = field(default_factory=dict)  # calibration: seconds per step of each path
     recording: bool = False  # keep (Xᵀ, dYᵀ) of each backward for the dense gradient (RigL)
+    feature_major_out: bool = False  # the next layer is sparse too: hand it Y as a transposed view
+    feature_major_grad: bool = False  # the previous layer is sparse: hand it dX as one
     records: list = field(default_factory=list)
 
     @property
@@ -88,6 +90,9 @@ class Kernels:
                 layer.csr.transposed()  # the backward's Wᵀ structure, built now rather than in the backward
                 self.rebuild_seconds += time.perf_counter() - start
             sparse_before = layer.backend is not None
+        for before, after in zip(self.layers, self.layers[1:]):
+            before.feature_major_out = after.feature_major_grad = (before.backend is not None
+                                                                   and after.backend is not None)
         self._version = self.topology.version
         self._sparse = [layer for layer in self.layers if layer.backend is not None]
         self._nonzeros = {id(layer.param): layer.csr.flat for layer in self._sparse}
@@ -171,7 +176,7 @@ class Paths:
         if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                         or (bias is not None and bias.requires_grad)):
             return SparseLinear.apply(x, weight, bias, layer, csr)
-        return sparse_forward(x, weight, bias, layer.backend, csr)  # targets, acting: no autograd node
+        return sparse_forward(x, weight, bias, layer, csr)  # targets, acting: no autograd node
 
 
 def attach(module: nn.Module, paths: Paths | None) -> None:
