@@ -27,8 +27,9 @@ from .linear import SparseLinear, dense_linear
 
 MARGIN = 0.9  # a sparse path must take under 90% of the dense time
 # At half dense or more a sparse product does at least half the dense work with scattered reads:
-# it cannot win, and a measurement that says otherwise sees an artefact of a tiny shape (a
-# one-output layer, a bmm) that the network does not share. Such layers stay dense unmeasured.
+# on its own it cannot win, and a measurement that says otherwise sees an artefact of a tiny
+# shape that the network does not share. Such a layer is measured only where its input comes
+# from a sparse layer (then staying sparse saves handing the activations over); otherwise dense.
 MAX_DENSITY = 0.5
 ROUNDS = 7
 ROUND_SECONDS = 1e-3
@@ -54,7 +55,7 @@ def fastest(csr: CSR, shape: torch.Size, batch: int, backends: list, device: tor
     numel = 1
     for n in shape:
         numel *= n
-    if csr.nnz >= MAX_DENSITY * numel:
+    if csr.nnz >= MAX_DENSITY * numel and not feature_major_input:
         return "dense", {}
     key = (tuple(shape), f"{csr.nnz / numel:.2g}", batch, feature_major_input, torch.get_num_threads(),
            str(device), tuple(b.name for b in backends))
@@ -84,7 +85,9 @@ def _measure(csr: CSR, shape: torch.Size, batch: int, backends: list, device: to
         probe = _Probe(backend, feature_major_grad=feature_major_input)  # dX goes back in the input's layout
 
         def dense_step() -> None:  # the same Adam for both: in a network with any sparse layer,
-            dense_linear(x, weight, bias).backward(dy)  # every parameter steps through step_on_nonzeros
+            # every parameter steps through step_on_nonzeros. After a sparse layer, the hand-over
+            # to row-major (and of the gradient back) is this path's cost: x.contiguous().
+            dense_linear(x.contiguous(), weight, bias).backward(dy)
             with torch.no_grad():
                 weight.grad.mul_(mask)
                 step_on_nonzeros(opt, {})
