@@ -30,8 +30,8 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
-def options(algo: str, method: str, kernels: str) -> dict:
-    o = dict(algo=algo, method=method, env=ENVS[algo], steps=STEPS, hidden_sizes=[32, 32], sparsity=0.8,
+def options(algo: str, method: str, kernels: str, sparsity: float = 0.8) -> dict:
+    o = dict(algo=algo, method=method, env=ENVS[algo], steps=STEPS, hidden_sizes=[32, 32], sparsity=sparsity,
              sparse_kernels=kernels, device="cpu")
     if algo == "ppo":  # 5 rollouts of 64 steps, 8 gradient steps each; the clip would see the dense gradient
         o.update(rollout_steps=64, minibatch_size=16, epochs=2, max_grad_norm=None)
@@ -46,10 +46,10 @@ def options(algo: str, method: str, kernels: str) -> dict:
     return o
 
 
-def lockstep(algo: str, method: str):
+def lockstep(algo: str, method: str, kernels=("dense", "sparse"), sparsity: float = 0.8):
     agents = []
-    for kernels in ("dense", "sparse"):
-        cfg = config.build(**options(algo, method, kernels)).resolve()
+    for k in kernels:
+        cfg = config.build(**options(algo, method, k, sparsity)).resolve()
         env = make_env(cfg.env)
         agents.append(ALGORITHMS[algo].agent(cfg, Spaces.of(env)))
     obs, _ = env.reset(seed=0)
@@ -97,3 +97,12 @@ def test_sparse_kernels_train_as_the_masked_dense_path_does(algo, method):
     # weights, targets, optimizer moments, masks, random streams: every tensor of the agents' state
     for a, b in zip(tensors(sparse.state_dict()), tensors(dense.state_dict()), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("algo", ["td3", "dqn"])
+def test_auto_leaves_networks_it_keeps_dense_on_the_masked_path_bit_for_bit(algo):
+    # at density 1 no layer may go sparse (calibrate.MAX_DENSITY), so auto measures nothing
+    dense, auto = lockstep(algo, "static", kernels=("dense", "auto"), sparsity=0.0)
+    assert all(set(net.kernel_paths().values()) == {"dense"} for net in auto.networks.values())
+    for a, b in zip(tensors(auto.state_dict()), tensors(dense.state_dict()), strict=True):
+        assert torch.equal(a, b)

@@ -7,8 +7,8 @@ counts and updates exactly those. Built under `torch.device("meta")` they give t
 without allocating (how configs are validated).
 
 With sparse kernels on (`sparse_kernels`), the sparse library sets `kernels` on MLP and
-TwinCritic, and each product asks it for its layer's path (sparse/kernels); without, the dense
-code below runs as it always did.
+TwinCritic; while some layer runs sparse each product asks it for its layer's path
+(sparse/kernels), otherwise the dense code runs as it always did.
 
 Initialisers draw from the run's generator. `torch_default` is PyTorch's `nn.Linear` init
 (U(±1/√fan_in) for weights and biases), which Sokar et al. multiply by the mask, no rescaling.
@@ -120,9 +120,13 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *hidden, last = self.layers
         k = self.kernels
+        if k is not None and k.active:
+            for layer in hidden:
+                x = self.activation(k.linear(x, layer.weight, layer.bias))
+            return k.linear(x, last.weight, last.bias)
         for layer in hidden:
-            x = self.activation(layer(x) if k is None else k.linear(x, layer.weight, layer.bias))
-        return last(x) if k is None else k.linear(x, last.weight, last.bias)
+            x = self.activation(layer(x))
+        return last(x)
 
     def weight_layers(self) -> list[WeightLayer]:
         last = len(self.layers) - 1

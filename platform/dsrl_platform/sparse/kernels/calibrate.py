@@ -5,12 +5,13 @@ For a layer's shape, density and training batch, `fastest` times one training st
 dense path and on every sparse back end (gradient and Adam at the nonzeros), interleaved over
 several rounds on the same random data, and keeps each one's fastest round: the load of a
 shared machine only ever adds time, so the minimum is the estimate least disturbed by it (as
-Python's timeit recommends).
-A sparse back end is chosen only if it beats the dense product by `MARGIN`; otherwise the layer
-stays dense, so the automatic choice is never slower than masked-dense by more than the noise of
-the measurement. Results are remembered for the process, per (shape, density to two significant
-digits, batch, threads, device), so a grid's networks and pruning's shrinking masks measure each
-case once.
+Python's timeit recommends). The input comes in the layout the previous layer hands over.
+
+A sparse back end is chosen only if it beats the dense path by `MARGIN`; otherwise the layer
+stays dense, so the automatic choice is not slower than masked dense beyond the noise of the
+measurement. Results are remembered for the process, per (shape, density to two significant
+digits, batch, input layout, threads, device), so a grid's networks and pruning's shrinking
+masks measure each case once.
 """
 
 from __future__ import annotations

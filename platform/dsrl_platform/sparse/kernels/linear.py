@@ -1,14 +1,15 @@
 """y = x·Wᵀ + b with W masked: the dense product, or a sparse kernel over the mask's nonzeros.
 
-`dense_linear` is what the networks compute without sparse kernels: F.linear for a matrix, one
-bmm for a stack of G matrices (inputs and outputs side by side, (B, G·in) → (B, G·out)).
+`dense_linear` is what a module computes on the dense path: F.linear for a matrix; for a stack
+of G matrices (inputs and outputs side by side, (B, G·in) → (B, G·out)) one F.linear per member.
 
-`SparseLinear` is the sparse path (one autograd node): the forward reads W's nonzeros
-(`weight.view(-1)[flat]`, O(nnz)); the backward computes dX = dY·W and the weight gradient at
-the nonzeros only (SDDMM), added into the parameter's .grad there (zero off the mask: exactly
-what masking the dense gradient gives). Activations travel feature-major
-(`Y` is returned as a transposed view of a contiguous Yᵀ), so a chain of sparse layers and the
-elementwise ops between them never copy to transpose.
+`SparseLinear` is the sparse path (one autograd node): the forward reads W's nonzeros in place
+through the CSR structure; the backward computes dX = dY·W and the weight gradient at the
+nonzeros only (SDDMM), added into the parameter's .grad there (zero off the mask: exactly what
+masking the dense gradient gives). Between two sparse layers activations and gradients travel
+feature-major (Y is a transposed view of a contiguous Yᵀ), so a chain of sparse layers and the
+elementwise ops between them never copy to transpose; next to a dense layer they are handed over
+row-major, as the dense products want them.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ def feature_major(x: torch.Tensor) -> torch.Tensor:
     return t if t.is_contiguous() else t.contiguous()
 
 
-def _layout(t: torch.Tensor, feature_major: bool) -> torch.Tensor:
-    """(B, n) from a contiguous (n, B): as a view (for a sparse layer next) or row-major (for a
-    dense one: MKL's dense products and their backward are at their fastest on row-major)."""
-    return t.t() if feature_major else t.t().contiguous()
+def _layout(t: torch.Tensor, as_view: bool) -> torch.Tensor:
+    """(B, n) from a contiguous (n, B): as a transposed view (for a sparse neighbour) or row-major
+    (for a dense one: dense products and their backward are slowest on strided operands)."""
+    return t.t() if as_view else t.t().contiguous()
 
 
 def sparse_forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, kernel, csr: CSR) -> torch.Tensor:
