@@ -169,7 +169,7 @@ def bench_updates(algos: list[str], sparsities: list[float], modes: list[str], e
         layers = f"{r['sparse_layers']}/{r['layers']}" if r["layers"] else ""
         print(f"{r['algo']:<5}{sparsity:>9}{kernels:>9}{r['flops_ratio']:>8.3f}{r['update_ms']:>9.3f}"
               f"{r['x_dense']:>8.2f}{x_masked:>9}{layers:>8}"
-              f"{'' if r['rebuild_ms'] is None else format(r['rebuild_ms'], '.2f'):>12}")
+              f"{'' if r['rebuild_ms'] is None else format(r['rebuild_ms'], '.2f'):>12}".rstrip())
         if r["sparsity"] is None:
             gflops = r["flops_per_update"] / (r["update_ms"] * 1e-3) / 1e9
             print(f"{'':<5}dense update: {r['flops_per_update'] / 1e6:.0f} MFLOP in {r['update_ms']:.2f} ms = "
