@@ -17,6 +17,22 @@ def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd, timeout=600)
 
 
+def test_bench_sparsity_times_updates_masked_and_on_kernels_beside_dense():
+    result = cli("bench", "--algos", "dqn", "--sparsity", "0.9", "--kernels", "sparse", "--rounds", "2",
+                 "--updates", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    rows = out["rows"]
+    assert [(r["sparsity"], r["kernels"]) for r in rows] == [(None, "dense"), (0.9, "dense"), (0.9, "sparse")]
+    dense, masked, sparse = rows
+    assert dense["flops_ratio"] == 1.0 and 0.05 < masked["flops_ratio"] == sparse["flops_ratio"] < 0.2
+    assert all(r["update_ms"] > 0 for r in rows) and out["matmul_peak_gflops"] > 0
+    assert (masked["layers"], sparse["sparse_layers"], sparse["layers"]) == (0, 3, 3)  # DQN's 512-512 MLP
+    assert sparse["rebuild_ms"] > 0 and masked["rebuild_ms"] is None
+    bad = cli("bench", "--sparsity", "0.9,1.5")
+    assert bad.returncode == 2 and "--sparsity" in bad.stderr
+
+
 @pytest.mark.parametrize("args,field", [
     (["--env", "NoSuchEnv-v0"], "env"),
     (["--env", "Hopper-v3"], "env"),

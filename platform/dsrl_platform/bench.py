@@ -1,4 +1,5 @@
 """`dsrl-platform bench`: environment steps per second, one thread, same conditions for all.
+(`--sparsity`: update wall-clock of sparse kernels against masked dense, bench_updates.py.)
 
 Each configuration gets a 1M-step budget (so schedules such as DS's topology updates behave as
 in a real run), fills the replay buffer with the random warm-up, then times `--steps` steps of
@@ -39,9 +40,22 @@ def measure(algo: str, method: str, env: str | None, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def _names(text: str) -> list[str]:
+    return [a.strip() for a in text.split(",") if a.strip()]
+
+
 def bench_command(args: argparse.Namespace) -> int:
-    algos = [a.strip() for a in args.algos.split(",") if a.strip()]
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if args.sparsity:
+        from dsrl_platform.bench_updates import ALGOS, bench_updates
+
+        try:
+            sparsities = [float(s) for s in _names(args.sparsity)]
+        except ValueError:
+            raise ValueError(f"--sparsity: {args.sparsity!r} is not a comma-separated list of numbers") from None
+        return bench_updates(_names(args.algos or ALGOS), sparsities, _names(args.kernels), args.env,
+                             args.rounds, args.updates, args.json)
+    algos = _names(args.algos or "td3,sac")
+    methods = _names(args.methods)
     for algo in algos:  # validate every name before spending minutes
         for method in methods:
             bench_config(algo, method, args.env).resolve()

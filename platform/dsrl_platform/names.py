@@ -30,6 +30,9 @@ FEATURE_RANK_PREFIX = "feature_rank/"  # + network: srank of its penultimate fea
 REDO_RECYCLED = "redo/recycled"  # neurons recycled by ReDo so far (cumulative)
 REPLAY_SIZE = "replay/size"  # transitions in the replay buffer (RLx2's dynamic capacity shrinks it)
 REPLAY_POLICY_DISTANCE = "replay/policy_distance"  # RLx2: distance of the policy to the oldest data, last check
+UPDATE_MS = "perf/update_ms"  # measured wall-clock ms of one agent update (all its gradient steps), since the last evaluation
+SPARSE_KERNEL_LAYERS = "kernels/sparse_layers"  # weight layers running on a sparse kernel now (sparse_kernels auto/sparse)
+KERNEL_SPARSE_PREFIX = "kernel_sparse/"  # + masked weight, e.g. kernel_sparse/critic.ws.0: 1 on a sparse kernel, 0 dense
 
 
 def layer_sparsity_metric(layer: str) -> str:
@@ -42,6 +45,10 @@ def dormant_metric(network_or_layer: str) -> str:
 
 def feature_rank_metric(network: str) -> str:
     return FEATURE_RANK_PREFIX + network
+
+
+def kernel_sparse_metric(weight: str) -> str:
+    return KERNEL_SPARSE_PREFIX + weight
 
 
 def params_metric(network: str) -> str:
@@ -71,6 +78,13 @@ TAG_BUDGET = "steps"
 # --- summary (results/summary.json, and MLflow metrics with the summary/ prefix) -------
 SUMMARY_FINAL_RETURN = "final_return"  # mean of the last `final_evals` evaluations
 SUMMARY_LCA = "lca"  # learning-curve area: sum of evaluation returns / steps
+# measured, not reproducible (Runner.measured): wall-clock of the updates, and the kernels chosen
+SUMMARY_UPDATE_MS = "update_ms"  # mean wall-clock ms per agent update over the run
+SUMMARY_UPDATE_WALL_S = "update_wall_s"  # total wall-clock seconds the run spent in updates
+SUMMARY_KERNEL_PATHS = "kernel_paths"  # "layer=path,…" of every masked weight (dense, native, torch)
+SUMMARY_SPARSE_KERNEL_LAYERS = "sparse_kernel_layers"  # how many of them run sparse at the end
+SUMMARY_KERNEL_REBUILD_S = "kernel_rebuild_s"  # seconds spent building sparse structures (start, topology changes)
+SUMMARY_KERNEL_CALIBRATION_S = "kernel_calibration_s"  # seconds spent measuring dense vs sparse per layer (auto)
 SUMMARY_PREFIX = "summary/"
 
 # --- launcher layout (experiment launcher, spec/orchestrate/tracking) -------------------

@@ -76,7 +76,7 @@ def run_command(args: argparse.Namespace) -> int:
               f"return {evaluation.return_mean:9.2f} ± {evaluation.return_std:7.2f}{eta}",
               file=sys.stderr, flush=True)
 
-    summary = trainer.summary()
+    summary = {**trainer.summary(), **trainer.measured()}
     summary["wall_s"] = round(time.perf_counter() - start, 2)
     write_json(out / "layers.json", trainer.layer_sparsity())
     write_json(out / "summary.json", summary)

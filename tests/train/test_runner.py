@@ -214,3 +214,30 @@ def test_rigl_updates_cost_the_dense_gradient_of_their_step(algo):
         assert runner.networks["actor"].grad_steps == runner.networks["critic"].grad_steps // 2 == 300
     if algo == "ppo":  # 7 rollouts × 2 epochs × 4 minibatches, both networks
         assert runner.networks["actor"].grad_steps == runner.networks["value"].grad_steps == 56
+
+
+def test_update_wall_clock_and_kernel_choices_are_logged_beside_the_results(tmp_path):
+    sink = MemorySink()
+    runner = Runner(tiny("sac", "rigl", sparse_kernels="sparse"), sink=sink)
+    list(runner.evaluations())
+    # updates begin after the 300-step warm-up: the evaluations at 600 and 900 have a time each
+    assert [s for s, _ in sink.series(names.UPDATE_MS)] == [600, 900]
+    assert all(v > 0 for _, v in sink.series(names.UPDATE_MS))
+    measured = runner.measured()
+    assert measured[names.SUMMARY_UPDATE_MS] == pytest.approx(1e3 * measured[names.SUMMARY_UPDATE_WALL_S] / 600)
+    paths = runner.kernel_paths()
+    assert len(paths) == 6 and set(paths.values()) == {"native"}  # actor 3 layers, critic 3 stacked
+    assert measured[names.SUMMARY_SPARSE_KERNEL_LAYERS] == 6 and "critic.ws.0=native" in measured[names.SUMMARY_KERNEL_PATHS]
+    assert sink.series(names.kernel_sparse_metric("critic.ws.0"))[-1][1] == 1.0
+    final = dict(sink.points[-1][1])
+    assert final[names.SUMMARY_PREFIX + names.SUMMARY_UPDATE_MS] == measured[names.SUMMARY_UPDATE_MS]
+    assert names.SUMMARY_UPDATE_MS not in runner.summary()  # measurements stay out of the results
+    # the run's update time survives a checkpoint
+    runner.save(tmp_path)
+    resumed = Runner(tiny("sac", "rigl", sparse_kernels="sparse"))
+    resumed.load(tmp_path)
+    assert resumed.measured()[names.SUMMARY_UPDATE_WALL_S] == measured[names.SUMMARY_UPDATE_WALL_S]
+    # masked dense (the default) logs its time, and no kernels
+    dense = Runner(tiny("sac", "rigl"))
+    list(dense.evaluations())
+    assert names.SUMMARY_UPDATE_MS in dense.measured() and names.SUMMARY_KERNEL_PATHS not in dense.measured()

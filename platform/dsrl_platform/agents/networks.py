@@ -8,6 +8,10 @@ and their activations tapped in `forward` (dsrl_platform/neurons.py: dormant neu
 Built under `torch.device("meta")` they give the shapes without allocating (how configs are
 validated).
 
+With sparse kernels on (`sparse_kernels`), the sparse library sets `kernels` on MLP and
+TwinCritic; while some layer runs sparse each product asks it for its layer's path
+(sparse/kernels), otherwise the dense code runs as it always did.
+
 Initialisers draw from the run's generator. `torch_default` is PyTorch's `nn.Linear` init
 (U(±1/√fan_in) for weights and biases), which Sokar et al. multiply by the mask, no rescaling.
 """
@@ -22,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dsrl_platform.neurons import Region, Taps, Units
+from dsrl_platform.sparse.kernels import Paths
 from dsrl_platform.sparse.network import WeightLayer
 from dsrl_platform.sparse.topology import SparseLayer
 
@@ -102,6 +107,8 @@ ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh}
 class MLP(Taps, nn.Module):
     """in → hidden (ReLU, or tanh) … → out, no output activation (the agent adds its own)."""
 
+    kernels: Paths | None = None  # sparse compute paths, set by the sparse library
+
     def __init__(self, in_dim: int, hidden: list[int], out_dim: int, generator: torch.Generator | None,
                  name: str, hidden_init: Init = torch_default, output_init: Init | None = None,
                  activation: str = "relu"):
@@ -117,6 +124,12 @@ class MLP(Taps, nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *hidden, last = self.layers
+        k = self.kernels
+        if k is not None and k.active:
+            for layer, unit_name in zip(hidden, self.unit_names):
+                x = self.activation(k.linear(x, layer.weight, layer.bias))
+                self.tap(unit_name, x)
+            return k.linear(x, last.weight, last.bias)
         for layer, unit_name in zip(hidden, self.unit_names):
             x = self.activation(layer(x))
             self.tap(unit_name, x)
@@ -143,7 +156,11 @@ class TwinCritic(Taps, nn.Module):
     Parameters hold both heads: the first layer as a (2·h, in) matrix (rows [0, h) are Q1's),
     deeper layers as (2, out, in) stacks. Each head's matrix is a named `SparseLayer` region, so
     masks, distributions and accounting treat the heads as the separate networks they are.
+    On sparse kernels the heads run side by side instead, (B, 2·width): a stacked layer is one
+    block-diagonal sparse product (sparse/kernels/csr.py).
     """
+
+    kernels: Paths | None = None  # sparse compute paths, set by the sparse library
 
     def __init__(self, in_dim: int, hidden: list[int], generator: torch.Generator | None, name: str = "critic",
                  init: Init = torch_default):
@@ -172,6 +189,15 @@ class TwinCritic(Taps, nn.Module):
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Both heads: (2, batch)."""
         x = torch.cat([obs, action], dim=1)
+        k = self.kernels
+        if k is not None and k.active:
+            h = F.relu(k.linear(x, self.w_in, self.b_in))  # (B, 2h)
+            self._tap_heads(0, h.view(x.shape[0], 2, -1).transpose(0, 1))
+            *hidden, last = range(len(self.ws))
+            for i in hidden:
+                h = F.relu(k.linear(h, self.ws[i], self.bs[i]))  # (B, 2·out): both heads at once
+                self._tap_heads(i + 1, h.view(x.shape[0], 2, -1).transpose(0, 1))
+            return k.linear(h, self.ws[last], self.bs[last]).t()
         h = F.relu(F.linear(x, self.w_in, self.b_in))  # (B, 2h)
         h = h.view(x.shape[0], 2, self.h0).transpose(0, 1)  # (2, B, h)
         self._tap_heads(0, h)
@@ -189,6 +215,13 @@ class TwinCritic(Taps, nn.Module):
     def q1(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Q1 alone (TD3's actor loss): (batch,)."""
         x = torch.cat([obs, action], dim=1)
+        k = self.kernels
+        if k is not None and k.active:  # the first `rows` outputs of each product: Q1's
+            h = F.relu(k.linear(x, self.w_in, self.b_in[: self.h0], rows=self.h0))
+            *hidden, last = range(len(self.ws))
+            for i in hidden:
+                h = F.relu(k.linear(h, self.ws[i], self.bs[i][0, 0], rows=self.ws[i].shape[1]))
+            return k.linear(h, self.ws[last], self.bs[last][0, 0], rows=1).squeeze(-1)
         h = F.relu(F.linear(x, self.w_in[: self.h0], self.b_in[: self.h0]))
         *hidden, last = range(len(self.ws))
         for i in hidden:

@@ -16,6 +16,7 @@ from dsrl_platform.methods import METHODS
 from dsrl_platform.sparse import distributions, updaters
 from dsrl_platform.sparse.group import GroupNetwork, GroupTraining, TopologyView
 from dsrl_platform.sparse.init import magnitude_masks_, sparse_init_
+from dsrl_platform.sparse.kernels import Kernels, attach
 from dsrl_platform.sparse.network import SparseNetwork, WeightLayer
 from dsrl_platform.sparse.topology import Topology
 
@@ -72,8 +73,14 @@ def build_sparse_network(name: str, module: nn.Module, optimizer: torch.optim.Op
     if method.starts_dense:
         options["final_densities"] = final
     updater = updaters.UPDATERS[method.updater](topology, generator=generator, **options)
-    training = updaters.SparseTraining(topology, updater, optimizer, replaces_step=bool(cfg.update_replaces_step))
-    return SparseNetwork(name, module, layers, module.biases(), topology, training, batch_size, update_rate)
+    kernels = None
+    if cfg.sparse_kernels != "dense":  # the module asks its Paths how to multiply (networks.py)
+        kernels = Kernels(name, module, topology, cfg.sparse_kernels, batch_size, updater.uses_gradient)
+        attach(module, kernels.view(module))
+    training = updaters.SparseTraining(topology, updater, optimizer, replaces_step=bool(cfg.update_replaces_step),
+                                       kernels=kernels)
+    return SparseNetwork(name, module, layers, module.biases(), topology, training, batch_size, update_rate,
+                         kernels)
 
 
 def build_group_network(name: str, modules: list[nn.Module], cfgs: list[Resolved], generators: list[torch.Generator],

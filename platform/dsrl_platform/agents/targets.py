@@ -4,6 +4,13 @@ Rules (`sparse_targets`): `topk` — after every update each target layer keeps 
 weights, k = the online layer's nonzeros (Sokar et al.; exact, sparse/topology.py); `mask` —
 targets multiplied by the online masks (Graesser et al.'s code copies the masks with the
 weights); `off` — targets as the update leaves them.
+
+With sparse kernels, a target runs its forward on the online network's sparse structures while
+its weights provably lie inside the online masks: under `mask`, from each masking until the
+online topology next changes; under `topk`, while every layer's top-k found its support inside
+the mask (sparse/topology.py); under `off`, until the topology first changes (an update mixes
+in online weights, zero off the mask, so a fixed mask keeps the support). Otherwise it takes
+the dense path.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import copy
 import torch
 from torch import nn
 
+from dsrl_platform.sparse.kernels import attach
 from dsrl_platform.sparse.topology import sparsify_target_
 
 
@@ -26,6 +34,7 @@ class Targets:
         self._pairs = []
         self._mask_params: list[torch.Tensor] = []
         self._masks: list[torch.Tensor] = []
+        self._topologies: list = []
         for net, target in zip(online, self.modules):
             params = (list(net.module.parameters()), list(target.parameters()))
             per_member = []  # (target layers, online topology) for the top-k rule
@@ -41,6 +50,21 @@ class Targets:
                         self._mask_params.append(t)
                         self._masks.append(mask)
             self._pairs.append((*params, per_member))
+            self._topologies.append(net.topology)
+            kernels = getattr(net, "kernels", None)  # (a group's network has none: groups run dense)
+            if kernels is not None:
+                attach(target, kernels.view(target, net.module, self._inside_masks(len(self._pairs) - 1)))
+        self._masked_at: list[int | None] = [None if t is None else t.version for t in self._topologies]
+
+    def _inside_masks(self, i: int):
+        """Whether target i's weights lie inside its online masks now (see the module docstring)."""
+        def inside() -> bool:
+            topology = self._topologies[i]
+            if self.rule in ("mask", "off"):  # `off`: masked only once, at the copy
+                return self._masked_at[i] == topology.version
+            layers, member_topology = self._pairs[i][2][0]
+            return all(layer._in_mask_at == member_topology.version for layer in layers)
+        return inside
 
     @torch.no_grad()
     def update(self, tau: float) -> None:
@@ -55,3 +79,5 @@ class Targets:
                     sparsify_target_(layers, topology, tau)
         if self.rule == "mask" and self._masks:
             torch._foreach_mul_(self._mask_params, self._masks)
+            self._masked_at = [None if t is None else t.version for t in self._topologies]
+            self._masked_at = [None if t is None else t.version for *_, t in self._pairs]

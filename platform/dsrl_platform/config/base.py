@@ -29,7 +29,7 @@ Distribution = Literal["er", "erk", "uniform"]
 SPARSE_ONLY = (
     "sparsity", "distribution", "lambda1", "lambda2", "sparse_layers", "topology_interval",
     "drop_fraction", "drop_schedule", "drop_rule", "topology_end", "prune_start", "prune_end",
-    "prune_interval", "update_replaces_step", "fixed_sparse_init", "mask_init",
+    "prune_interval", "update_replaces_step", "fixed_sparse_init", "mask_init", "sparse_kernels",
 )
 SPARSITY_SUFFIX = "_sparsity"  # per-network sparsity options: actor_sparsity, critic_sparsity, …
 
@@ -96,6 +96,7 @@ class RunConfig(BaseModel):
     # --- execution ---------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU")
     threads: int = Field(1, gt=0, description="torch intra-op threads")
+    sparse_kernels: Literal["auto", "dense", "sparse"] = Field("dense", description="how masked layers compute: dense (masked dense matrices, bit-reproducible), sparse (sparse kernels on every masked linear layer) or auto (per layer, whichever measures faster on this device; equal to dense to float tolerance)")
 
     @model_validator(mode="after")
     def _check_consistency(self) -> RunConfig:
@@ -161,7 +162,11 @@ class RunConfig(BaseModel):
 
     def ungroupable(self) -> str | None:
         """Why runs of this config must train one at a time (a feature groups do not take), or None."""
-        return "redo (ReDo recycles one agent's units)" if getattr(self, "redo", False) else None
+        if getattr(self, "redo", False):
+            return "redo (ReDo recycles one agent's units)"
+        if getattr(self, "sparse_kernels", "dense") != "dense":
+            return "sparse_kernels (the kernels run one agent's layers)"
+        return None
 
     def first_update_step(self) -> int:
         """Environment steps before the first gradient update (a random warm-up, a first rollout)."""
@@ -223,6 +228,7 @@ def _fill_sparse(cls: type[RunConfig], c: dict[str, Any], graesser: GraesserDefa
     """Sparse options a method uses get the paper's default; the others stay None."""
     m = METHODS[c["method"]]
     if not m.sparse:
+        c["sparse_kernels"] = "dense"  # no masks, nothing to run sparse: one identity for every dense run
         return
     sokar = cls.sokar if m.family == "sokar" and not graesser_setting else None
     rlx2 = cls.rlx2 if m.family == "rlx2" else None

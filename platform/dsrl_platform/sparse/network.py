@@ -13,6 +13,7 @@ from typing import NamedTuple
 import torch
 
 from .flops import ParamCounts, training_flops
+from .kernels import Kernels
 from .topology import SparseLayer, Topology
 from .updaters import SparseTraining
 
@@ -43,7 +44,12 @@ class SparseNetwork:
     training: SparseTraining
     batch_size: int  # samples in one of its gradient steps (accounting)
     update_rate: float = 1.0  # its gradient steps per environment step while training
+    kernels: Kernels | None = None  # sparse compute paths of its masked layers (None: masked dense)
     _forward: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def kernel_paths(self) -> dict[str, str]:
+        """Each masked weight's compute path: 'dense', or the sparse back end that runs it."""
+        return {} if self.kernels is None else self.kernels.paths()
 
     def nnz(self) -> dict[str, int]:
         """Nonzero weights per layer (dense layers count in full)."""

@@ -12,6 +12,7 @@ must call `changed()` afterwards (the per-layer nonzero counts are cached).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,17 +112,18 @@ class Topology:
                 raise ValueError(f"layers: regions of {names} overlap in one parameter")
 
     # --- per-step operations: one in-place op per parameter ----------------------------
-    def apply_(self) -> None:
-        """weights *= masks."""
+    def apply_(self, skip: Container[int] = ()) -> None:
+        """weights *= masks (but the parameters whose id is in `skip`)."""
         with torch.no_grad():
             for p, m in zip(self._params, self._masks):
-                p.mul_(m)
+                if id(p) not in skip:
+                    p.mul_(m)
 
-    def mask_grads_(self) -> None:
-        """grads *= masks (parameters without a gradient are skipped)."""
+    def mask_grads_(self, skip: Container[int] = ()) -> None:
+        """grads *= masks (parameters without a gradient, or whose id is in `skip`, are skipped)."""
         with torch.no_grad():
             for p, m in zip(self._params, self._masks):
-                if p.grad is not None:
+                if p.grad is not None and id(p) not in skip:
                     p.grad.mul_(m)
 
     # --- inspection ---------------------------------------------------------------------

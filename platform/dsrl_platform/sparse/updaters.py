@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 import torch
 
+from .kernels import Kernels
+from .kernels import adam as sparse_adam
 from .topology import Topology
 
 Schedule = Callable[[float, int, int | None], float]
@@ -320,14 +322,20 @@ UPDATERS: dict[str, type[Updater]] = {
 
 class SparseTraining:
     """One network's sparse training: topology + updater + its optimizer.
-    Replaces `optimizer.step()`: call `step(grad_step)` after `loss.backward()`."""
+    Replaces `optimizer.step()`: call `step(grad_step)` after `loss.backward()`.
+
+    With `kernels` (sparse_kernels auto/sparse), the layers on a sparse path got their gradient
+    at the nonzeros only, Adam steps only there (kernels/adam.py), and on RigL's update steps
+    their dense gradient is computed from the backward's record."""
 
     def __init__(self, topology: Topology | None, updater: Updater,
-                 optimizer: torch.optim.Optimizer, *, replaces_step: bool = False):
+                 optimizer: torch.optim.Optimizer, *, replaces_step: bool = False,
+                 kernels: Kernels | None = None):
         self.topology = topology
         self.updater = updater
         self.optimizer = optimizer
         self.replaces_step = replaces_step
+        self.kernels = kernels
         self.steps_taken = 0  # calls of `step`: the network's gradient steps (accounting)
 
     @property
@@ -339,32 +347,55 @@ class SparseTraining:
         return self.updater.updates_done
 
     def step(self, step: int) -> None:
-        topo, updater = self.topology, self.updater
+        topo, updater, kernels = self.topology, self.updater, self.kernels
         self.steps_taken += 1
         if topo is None:
             self.optimizer.step()
             return
         due = updater.is_due(step)
+        dense_grad = due and updater.uses_gradient
         if due and self.replaces_step:
             # Graesser et al.: the mask update replaces that step's gradient update; RigL reads
             # the dense gradient still in param.grad.
+            if dense_grad and kernels is not None:
+                kernels.write_dense_grads()
             updater.update(step, self.optimizer)
+            self._done()
             return
         # RigL after a normal step needs the dense gradient the masking is about to destroy:
         # keep a copy on the (rare) update steps only.
         dense = ([None if p.grad is None else p.grad.clone() for p in topo.params]
-                 if due and updater.uses_gradient else None)
-        topo.mask_grads_()
+                 if dense_grad else None)
+        # Parameters Adam steps at their nonzeros only need no masking: their gradient off the
+        # mask is never read, their weights there never written.
+        nonzeros = self._nonzeros()
+        topo.mask_grads_(skip=nonzeros)
         # No second pass over the weights: an element-wise optimizer (Adam, AdamW, SGD…) leaves
         # an absent weight at 0 — its gradient is masked and its moments are 0 (reset whenever a
         # topology update drops or grows it), so its update is 0, weight decay included.
-        self.optimizer.step()
+        if nonzeros:
+            sparse_adam.step_on_nonzeros(self.optimizer, nonzeros)
+        else:
+            self.optimizer.step()
         if due:
             if dense is not None:
                 for p, g in zip(topo.params, dense):
                     if g is not None:
                         p.grad.copy_(g)
+                if kernels is not None:  # the sparse-path layers never had theirs: compute it
+                    kernels.write_dense_grads()
             updater.update(step, self.optimizer)
+        self._done()
+
+    def _nonzeros(self) -> dict[int, torch.Tensor]:
+        """id → nonzero positions of the parameters on a sparse path (if Adam can step there)."""
+        if self.kernels is None or not sparse_adam.supports(self.optimizer):
+            return {}
+        return self.kernels.nonzeros()
+
+    def _done(self) -> None:
+        if self.kernels is not None:
+            self.kernels.clear_records()
 
     def state_dict(self) -> dict:
         return {"topology": None if self.topology is None else self.topology.state_dict(),

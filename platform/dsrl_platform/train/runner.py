@@ -40,6 +40,7 @@ from dsrl_platform.methods import METHODS
 from dsrl_platform.neurons import group_neuron_stats, neuron_stats
 from dsrl_platform.train import checkpoint
 from dsrl_platform.train.accounting import Accounting
+from dsrl_platform.train.clock import UpdateClock
 from dsrl_platform.train.sinks import MemorySink, MetricSink
 
 
@@ -95,6 +96,7 @@ class Runner:
         self.step = 0
         self._clock: tuple[float, int] | None = None  # steps/s between evaluations
         self.update_clock: tuple[float, int] | None = None  # when this process first updated
+        self.update_time = UpdateClock()
 
     # --- a single run's view (member 0) ------------------------------------------------------
     @property
@@ -135,8 +137,9 @@ class Runner:
                 yield self._evaluate()
         for g, m in enumerate(self.members):
             if m.failed is None:
-                m.sink.log({names.SUMMARY_PREFIX + k: v for k, v in self.summary(g).items()
-                            if isinstance(v, (int, float))}, self.step)
+                summary = {**self.summary(g), **self.measured(g)}
+                m.sink.log({names.SUMMARY_PREFIX + k: v for k, v in summary.items() if isinstance(v, (int, float))},
+                           self.step)
             m.sink.flush()
 
     def _env_step(self) -> None:
@@ -157,9 +160,11 @@ class Runner:
                     m.sink.log({names.TRAIN_EPISODE_RETURN: m.episode_return}, self.step)
                 m.obs, m.episode_return = m.episode.reset(m.env), 0.0
         due = agent.updates_due(self.step)
-        for _ in range(due):
-            agent.update()
         if due:
+            start = time.perf_counter()
+            for _ in range(due):
+                agent.update()
+            self.update_time.add(time.perf_counter() - start, due)
             for m in members:
                 m.costs.update()
             if self.update_clock is None:
@@ -225,6 +230,13 @@ class Runner:
             metrics[names.TOPOLOGY_CHURN] = sum(net.training.last_churn for net in m.networks.values())
         metrics.update(neurons)
         metrics.update(self.agent.evaluation_metrics())
+        update_ms = self.update_time.ms_since_mark(peek=g + 1 < len(self.members))
+        if update_ms is not None:  # a group's update trains every member: each its share
+            metrics[names.UPDATE_MS] = update_ms / len(self.members)
+        if any(getattr(net, "kernels", None) is not None for net in m.networks.values()):
+            paths = self.kernel_paths()
+            metrics[names.SPARSE_KERNEL_LAYERS] = self.sparse_kernel_layers()
+            metrics.update({names.kernel_sparse_metric(k): float(v != "dense") for k, v in paths.items()})
         if self._clock is not None and self.step > self._clock[1]:
             t0, s0 = self._clock
             metrics[names.STEPS_PER_S] = (self.step - s0) / (time.perf_counter() - t0)
@@ -308,12 +320,36 @@ class Runner:
         })
         return summary
 
+    def kernel_paths(self) -> dict[str, str]:
+        """Each masked weight's compute path (sparse_kernels): dense, native or torch."""
+        return {k: v for net in self.networks.values() for k, v in net.kernel_paths().items()}
+
+    def sparse_kernel_layers(self) -> int:
+        return sum(path != "dense" for path in self.kernel_paths().values())
+
+    def measured(self, g: int = 0) -> dict[str, float | int | str]:
+        """What this process measured rather than computed (so not reproducible, and kept out
+        of `summary()`): update wall-clock (a group member: its share of the group's), and which
+        layers the kernels ran sparse."""
+        share = len(self.members)
+        out: dict[str, float | int | str] = {names.SUMMARY_UPDATE_WALL_S: self.update_time.total_s / share}
+        if self.update_time.mean_ms() is not None:
+            out[names.SUMMARY_UPDATE_MS] = self.update_time.mean_ms() / share
+        kernels = [net.kernels for net in self.members[g].networks.values() if getattr(net, "kernels", None) is not None]
+        if kernels:
+            paths = self.kernel_paths()
+            out.update({names.SUMMARY_KERNEL_PATHS: ",".join(f"{k}={v}" for k, v in paths.items()),
+                        names.SUMMARY_SPARSE_KERNEL_LAYERS: self.sparse_kernel_layers(),
+                        names.SUMMARY_KERNEL_REBUILD_S: sum(k.rebuild_seconds for k in kernels),
+                        names.SUMMARY_KERNEL_CALIBRATION_S: sum(k.calibration_seconds for k in kernels)})
+        return out
+
     # --- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict:
         members = [{"config": m.config.model_dump(mode="json"), "episode": m.episode.state_dict(),
                     "episode_return": m.episode_return, "evals": [list(dataclasses.astuple(e)) for e in m.evals],
                     "costs": m.costs.state_dict(), "failed": m.failed} for m in self.members]
-        state = {"agent": self.agent.state_dict(), "step": self.step}
+        state = {"agent": self.agent.state_dict(), "step": self.step, "update_time": self.update_time.state_dict()}
         if not self.grouped:  # a single run's checkpoint layout
             single = members[0]
             single.pop("failed")
@@ -336,6 +372,8 @@ class Runner:
             m.evals = [Evaluation(*e) for e in s["evals"]]
             m.costs.load_state_dict(s["costs"])
             m.failed = s.get("failed")
+        if "update_time" in state:  # checkpoints from before the clock have none
+            self.update_time.load_state_dict(state["update_time"])
 
 
 def save_atomically(runner: Runner, directory: Path) -> None:
