@@ -61,6 +61,7 @@ CURVES = {  # (env, method) -> R(t, s)
 }
 FLOPS_PER_STEP = {"dense": 100.0, "ds": 40.0, "static": 50.0}
 PARAMS = {"dense": 1000.0, "ds": 500.0, "static": 500.0}
+UPDATE_MS = {"dense": 10.0, "ds": 6.0, "static": 4.0}  # measured wall-clock per update (summary)
 SPARSITY = {"dense": ["0.0"] * 3, "ds": ["0.5123", "0.5087", "0.5100"], "static": ["0.5"] * 3}
 T0 = 1_700_000_000_000  # ms
 BIASES = 100  # params/total_with_biases = params/total + BIASES in every run
@@ -103,7 +104,7 @@ class Store:
 
 
 def write_trial(client, exp_id, *, algo, method, env, seed, sparsity, budget, eval_every,
-                final_evals, curve, flops_per_step, params, parent=None, status="FINISHED",
+                final_evals, curve, flops_per_step, params, update_ms=None, parent=None, status="FINISHED",
                 finished_tag=True, last_step=None, garbage_steps=(), name=None, variant=None,
                 networks=None, options=None):
     """One trial run. `params`: params/total (+ BIASES: with biases); `networks`: params/<network> (none if None);
@@ -140,6 +141,10 @@ def write_trial(client, exp_id, *, algo, method, env, seed, sparsity, budget, ev
         final = [curve(t, seed) for t in steps][-final_evals:]
         metrics.append(Metric(names.SUMMARY_PREFIX + names.SUMMARY_FINAL_RETURN,
                               sum(final) / len(final), T0 + 10 * budget + 1, 0))
+        if update_ms is not None:  # as the runner logs what it measured
+            metrics += [Metric(names.SUMMARY_PREFIX + names.SUMMARY_UPDATE_MS, update_ms, T0 + 10 * budget + 1, 0),
+                        Metric(names.SUMMARY_PREFIX + names.SUMMARY_UPDATE_WALL_S, update_ms * last / 1000,
+                               T0 + 10 * budget + 1, 0)]
     params_ = [Param("algo", algo), Param("method", method), Param("env", env),
                Param("seed", str(seed)), Param("steps", str(budget)),
                Param("eval_every", str(eval_every)), Param("final_evals", str(final_evals)),
@@ -166,7 +171,7 @@ def write_store(root) -> Store:
         resumed = env == ENV_A and method == "ds" and seed == 0
         write_trial(client, synth, method=method, env=env, seed=seed, sparsity=SPARSITY[method][seed],
                     curve=CURVES[env, method], flops_per_step=FLOPS_PER_STEP[method],
-                    params=PARAMS[method], garbage_steps=(50, 100) if resumed else (), **common)
+                    params=PARAMS[method], update_ms=UPDATE_MS[method], garbage_steps=(50, 100) if resumed else (), **common)
     for seed in SEEDS:
         write_trial(client, synth, method="ds", variant="e200", env=ENV_A, seed=seed, sparsity="0.51",
                     curve=lambda t, s: 1.5 * t + 10 * s, flops_per_step=40.0, params=500.0, **common)

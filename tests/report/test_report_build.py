@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from report_synth import ENV_A, ONLY_FAILED, SOKAR_1M, SYNTH, g_score, row
+from report_synth import BUDGET, ENV_A, ONLY_FAILED, SOKAR_1M, SYNTH, g_score, row
 
 from dsrl_platform import names
 from dsrl_platform.cli import main
@@ -48,7 +48,12 @@ def test_csv_tables_hold_the_numbers(reports):
     ds = row(returns, env=ENV_A, method="ds")
     assert (ds.return_mean, ds.lca_mean, ds.seeds) == (pytest.approx(190.0), pytest.approx(12.1), 3)
     costs = pd.read_csv(out / "costs.csv")
-    assert row(costs, env=ENV_A, method="ds").flops_rel == pytest.approx(0.4)
+    ds_costs = row(costs, env=ENV_A, method="ds")
+    assert ds_costs.flops_rel == pytest.approx(0.4)
+    assert (ds_costs.update_ms, ds_costs.update_ms_rel) == (pytest.approx(6.0), pytest.approx(0.6))
+    assert ds_costs.update_wall_s == pytest.approx(6.0 * BUDGET / 1000)
+    untimed = pd.read_csv(reports["graesser"][0] / "tables" / "costs.csv")  # runs that logged no timing
+    assert untimed["update_ms"].isna().all()  # a dash, not a 0
     steps = pd.read_csv(out / "steps_to_dense.csv")
     assert row(steps, env=ENV_A, method="ds").steps_to_dense == 50
     unfinished = pd.read_csv(out / "unfinished.csv")

@@ -38,6 +38,9 @@ FINAL_METRICS: dict[str, str] = {
     "sparsity_total": names.SPARSITY_TOTAL,
     "summary_final_return": names.SUMMARY_PREFIX + names.SUMMARY_FINAL_RETURN,
     "summary_lca": names.SUMMARY_PREFIX + names.SUMMARY_LCA,
+    # measured on the trial's machine, not computed: NaN for runs that predate them
+    "update_ms": names.SUMMARY_PREFIX + names.SUMMARY_UPDATE_MS,
+    "update_wall_s": names.SUMMARY_PREFIX + names.SUMMARY_UPDATE_WALL_S,
 }
 # Full histories the report needs: column name of the value -> MLflow metric key.
 HISTORIES: dict[str, str] = {"return": names.EVAL_RETURN, "flops": names.TRAIN_FLOPS}

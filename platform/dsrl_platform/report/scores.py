@@ -149,7 +149,8 @@ class Analysis:
                     eval_every=("eval_every", "max"),
                     params=("params_total", "mean"), **per_network,
                     params_with_biases=("params_total_with_biases", "mean"), flops=("train_flops", "mean"),
-                    flops_dense_own=("train_flops_dense", "mean")).reset_index()
+                    flops_dense_own=("train_flops_dense", "mean"),
+                    update_ms=("update_ms", "mean"), update_wall_s=("update_wall_s", "mean")).reset_index()
         dense = out[out["method"] == DENSE].set_index(REF)
         ref = out.set_index(REF).index
         out["dense_return"] = dense["return_mean"].reindex(ref).to_numpy()
@@ -157,6 +158,7 @@ class Analysis:
         dense_flops = dense["flops"].reindex(ref).to_numpy()
         # Without a dense run, the run's own count of what dense would have spent stands in.
         out["flops_rel"] = out["flops"] / np.where(np.isnan(dense_flops), out["flops_dense_own"], dense_flops)
+        out["update_ms_rel"] = out["update_ms"] / dense["update_ms"].reindex(ref).to_numpy()
         out["steps_to_dense"] = self._steps_to_dense(out)
         out["steps_to_dense_frac"] = out["steps_to_dense"] / out["budget"]
         pub = [published.sokar_published(a, m, e, b) for a, m, e, b in

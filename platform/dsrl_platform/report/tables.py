@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from dsrl_platform.progress import duration
 from dsrl_platform.report import published
 from dsrl_platform.report.data import params_column, sparsity_option_column
 from dsrl_platform.report.scores import (MATCHED_DENSE, SCORES, STD_DDOF, Analysis, is_matched_dense, method_display,
@@ -142,14 +143,22 @@ def costs_table(a: Analysis) -> Table:
     cols["params with biases"] = [fmt_int(x) for x in s["params_with_biases"]]
     cols["train FLOPs"] = [fmt_sci(x) for x in s["flops"]]
     cols["FLOPs vs dense"] = [fmt_rel(x) for x in s["flops_rel"]]
+    cols["ms / update"] = [fmt(x) for x in s["update_ms"]]
+    cols["update time"] = [DASH if _missing(x) else duration(x) for x in s["update_wall_s"]]
+    cols["time vs dense"] = [fmt_rel(x) for x in s["update_ms_rel"]]
     notes = ["params: nonzero weights at the end of training (no biases, targets excluded), per "
              "network and of every trained network together; FLOPs: cumulative training FLOPs; "
              "both relative to dense of the same algo × env × steps (FLOPs without a dense run: "
              "relative to the run's own count of what dense would have spent). params with biases: "
              "Graesser et al.'s count (nonzero weights and every bias), the one dense_matched matches.",
+             "ms / update, update time: measured wall-clock of one agent update and of all of a run's "
+             "updates (a grouped run: its share of the group's), mean over seeds, on the machines the "
+             "trials ran on; masks over dense matrices (sparse_kernels: dense) cost what dense costs, "
+             "sparse kernels turn the FLOP savings into time.",
              *_matched_note(a)]
     data = s[["algo", "env", "budget", "method", "level", "sparsity", *map(params_column, networks),
-              "params", "params_rel", "params_with_biases", "flops", "flops_rel"]]
+              "params", "params_rel", "params_with_biases", "flops", "flops_rel", "update_ms",
+              "update_wall_s", "update_ms_rel"]]
     return Table("costs", "Parameters and training FLOPs", data, _display(s, cols), notes)
 
 
