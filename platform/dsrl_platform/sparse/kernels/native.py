@@ -4,7 +4,7 @@ No build step at install: the first use compiles the file with the system C comp
 second) into a cache keyed by the source, the flags and the CPU (so `-march=native` code never
 runs on another CPU model sharing the cache), and later uses load it. Without a compiler,
 `library()` returns None and the torch.sparse kernels serve alone. `.ci/setup` warms the cache:
-`python -m dsrl_platform.sparse.kernels.native`.
+`native.warm()`.
 """
 
 from __future__ import annotations
