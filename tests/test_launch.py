@@ -7,6 +7,7 @@ driver's Ray agents) are found by a marker in their environment and killed by PI
 
 from __future__ import annotations
 
+import re
 import json
 import os
 import signal
@@ -199,6 +200,9 @@ def test_smoke_grid_runs_tags_metrics_and_idempotent_relaunch(work):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "smoke: 4/4 trials finished (finished)" in out.stdout
     assert "4/4 done · 0 running · 0 pending · 0 failed" in out.stdout  # the progress lines
+    efficiency = re.search(r"CPU efficiency ([\d.]+): .*tracking took ([\d.]+)% of trial time", out.stdout)
+    assert efficiency, out.stdout  # measured, not asserted fast: only that both are measured and sane
+    assert 0 < float(efficiency[1]) <= 1.05 and 0 < float(efficiency[2]) < 100
 
     client = work.client()
     runs = trial_runs(client, "smoke")

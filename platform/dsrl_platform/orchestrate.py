@@ -91,10 +91,20 @@ def run_trial(tune_config: dict[str, Any]) -> None:
     cfgs = [config.resolved(m["run"]) for m in members]  # resolved, as the launcher checked them
     _set_threads(cfgs[0].threads)
     _write_pid(t)
-    cpu_start = time.process_time()
+    cpu_start, wall_start, tracking_s = time.process_time(), time.monotonic(), 0.0
     tracker = Tracker(t["tracking_uri"])
     checkpoint = _resumable(tune.get_checkpoint())
-    runs = [with_retries(lambda m=m: tracker.open_trial(
+
+    def tracked(action: Callable[[], Any], what: str) -> Any:
+        """A tracking call with retries, timed: the launch reports tracking's share of trial time."""
+        nonlocal tracking_s
+        start = time.monotonic()
+        try:
+            return with_retries(action, what)
+        finally:
+            tracking_s += time.monotonic() - start
+
+    runs = [tracked(lambda m=m: tracker.open_trial(
         t["experiment_id"], t["parent_run_id"], m["run_key"], m["name"], m["tags"], m["params"],
         fresh=checkpoint is None), f"trial {m['name']}: opening its run") for m in members]
     if all(finished for _, finished in runs):  # done before (an earlier launch, or just before a crash)
@@ -115,14 +125,14 @@ def run_trial(tune_config: dict[str, Any]) -> None:
         for g, (m, (run_id, finished)) in enumerate(zip(members, runs)):
             if not finished:
                 tags = {names.TAG_SPARSITY: f"{float(runner.member_sparsity(g)):.6g}", **resumed}
-                with_retries(lambda: tracker.set_tags(run_id, tags), f"trial {m['name']}: tagging its run")
+                tracked(lambda: tracker.set_tags(run_id, tags), f"trial {m['name']}: tagging its run")
         keys = [m["run_key"] for m in members]
         last, failures = _train(runner, sinks, runs, keys, tracker, cfgs[0], t["checkpoint_every"])
         for sink in sinks:
             sink.close()
         for g, (m, (run_id, finished)) in enumerate(zip(members, runs)):
             if not finished and m["run_key"] not in failures:
-                with_retries(lambda: tracker.finish_trial(run_id), f"trial {m['name']}: marking it finished")
+                tracked(lambda: tracker.finish_trial(run_id), f"trial {m['name']}: marking it finished")
     except BaseException as err:
         # Tune stops a trial (Ctrl-C on the launch) by raising SystemExit in its report(): the
         # runs are resumable, not failed. Deliver what checkpoints cover; a retry redoes the rest.
@@ -130,7 +140,9 @@ def run_trial(tune_config: dict[str, Any]) -> None:
         for sink, (_, run_id) in zip([s for s, (_, f) in zip(sinks, runs) if not f], live):
             _best_effort(sink.flush, lambda run_id=run_id: tracker.end_trial(run_id, status))
         raise
-    last.update({"failed_members": failures, "cpu_s": time.process_time() - cpu_start})
+    last.update({"failed_members": failures, "cpu_s": time.process_time() - cpu_start,
+                 "wall_s": time.monotonic() - wall_start,
+                 "tracking_s": tracking_s + sum(getattr(sink, "busy_s", 0.0) for sink in sinks)})
     # The runs are complete in MLflow: swap the last full checkpoint (replay buffers and all, GBs
     # for Humanoid) for a marker; Tune keeps one checkpoint per trial and drops the big one.
     with tempfile.TemporaryDirectory(prefix="dsrl-done-") as directory:
@@ -325,7 +337,7 @@ def _run_tune(plan: _Plan, todo: list[Trial], trials: list[Trial], done: set[str
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside Tune's own handler
         return {}, True
     errors: dict[str, Any] = {}
-    cpu_s = 0.0
+    cpu_s = trial_s = tracking_s = 0.0
     for r in results:
         if not r.config:
             continue
@@ -335,17 +347,22 @@ def _run_tune(plan: _Plan, todo: list[Trial], trials: list[Trial], done: set[str
         metrics = r.metrics or {}
         errors.update(metrics.get("failed_members") or {})  # diverged members of groups that finished
         cpu_s += float(metrics.get("cpu_s") or 0.0)
-    _report_efficiency(cpu_s, time.monotonic() - started, out)
+        trial_s += float(metrics.get("wall_s") or 0.0)
+        tracking_s += float(metrics.get("tracking_s") or 0.0)
+    _report_efficiency(cpu_s, time.monotonic() - started, trial_s, tracking_s, out)
     return errors, False
 
 
-def _report_efficiency(cpu_s: float, wall_s: float, out: Out) -> None:
-    """The grid's CPU efficiency: trials' CPU time over the cores' time (local Ray: all its CPUs)."""
+def _report_efficiency(cpu_s: float, wall_s: float, trial_s: float, tracking_s: float, out: Out) -> None:
+    """The grid's CPU efficiency (trials' CPU time over the cores' time; local Ray: all its
+    CPUs) and tracking's share of the trials' wall time (buffering and delivering metrics,
+    opening and closing runs)."""
     if cpu_s <= 0 or wall_s <= 0 or not ray.is_initialized():
         return
     cores = ray.cluster_resources().get("CPU", 0) or 1
+    share = f"; tracking took {100 * tracking_s / trial_s:.1f}% of trial time" if trial_s > 0 else ""
     out(f"CPU efficiency {cpu_s / (cores * wall_s):.2f}: trials used {cpu_s:,.0f} CPU-s of "
-        f"{cores:g} cores × {wall_s:,.0f} s (the last attempt of each trial)")
+        f"{cores:g} cores × {wall_s:,.0f} s (the last attempt of each trial){share}")
 
 
 def _conclude(trials: list[Trial], errors: dict[str, Any], interrupted: bool, tracker: Tracker, exp_id: str,

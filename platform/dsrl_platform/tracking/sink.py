@@ -45,16 +45,18 @@ class MlflowSink:
         self._backoff = 0.0  # > 0 while the store is failing
         self.delivered = 0
         self.last_error: str | None = None
+        self.busy_s = 0.0  # time spent buffering and delivering: the trial's tracking cost
 
     @property
     def pending(self) -> int:
         return len(self._points)
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
-        ts = _now_ms()
+        start, ts = time.perf_counter(), _now_ms()
         self._points.extend(self._metric(k, float(v), ts, int(step)) for k, v in metrics.items())
         if not self.hold:
             self._released = len(self._points)
+        self.busy_s += time.perf_counter() - start
         self._maybe_flush()
 
     def release(self) -> None:
@@ -103,9 +105,13 @@ class MlflowSink:
             self.flush()
 
     def _deliver(self) -> None:
-        while self._released:
-            chunk = self._points[:min(self._released, self.batch)]
-            self.tracker.client.log_batch(self.run_id, metrics=chunk)
-            del self._points[:len(chunk)]
-            self._released -= len(chunk)
-            self.delivered += len(chunk)
+        start = time.perf_counter()
+        try:
+            while self._released:
+                chunk = self._points[:min(self._released, self.batch)]
+                self.tracker.client.log_batch(self.run_id, metrics=chunk)
+                del self._points[:len(chunk)]
+                self._released -= len(chunk)
+                self.delivered += len(chunk)
+        finally:
+            self.busy_s += time.perf_counter() - start
