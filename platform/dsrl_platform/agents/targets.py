@@ -80,4 +80,3 @@ class Targets:
         if self.rule == "mask" and self._masks:
             torch._foreach_mul_(self._mask_params, self._masks)
             self._masked_at = [None if t is None else t.version for t in self._topologies]
-            self._masked_at = [None if t is None else t.version for *_, t in self._pairs]
