@@ -13,7 +13,11 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _one_thread():
+    """Every test starts on one torch thread (tiny tensors: more threads only add contention
+    on shared CPUs), whatever an earlier test set."""
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
+    torch.set_num_threads(n)

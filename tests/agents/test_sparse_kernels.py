@@ -22,14 +22,6 @@ SPARSE_METHODS = [m for m, entry in METHODS.items() if entry.sparse]
 STEPS = 300
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def options(algo: str, method: str, kernels: str, sparsity: float = 0.8) -> dict:
     o = dict(algo=algo, method=method, env=ENVS[algo], steps=STEPS, hidden_sizes=[32, 32], sparsity=sparsity,
              sparse_kernels=kernels, device="cpu")
